@@ -1,0 +1,26 @@
+"""The typer application objects. Command modules decorate these; nothing heavy is
+imported here so `logg-engine --help` starts fast."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="logg-engine",
+    help="logg: build datasets, train and evaluate log g models, run the analyses, "
+    "and record everything in a DuckDB results store.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+data_app = typer.Typer(help="Build, inspect and calibrate datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+runs_app = typer.Typer(help="List, show and compare runs in the store.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+WorkspaceOpt = typer.Option(
+    None, "--workspace", "-w", envvar="LOGG_WORKSPACE",
+    help="Workspace folder (datasets/, runs/, results.duckdb). Default ./workspace.",
+)

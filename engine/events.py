@@ -1,0 +1,31 @@
+"""Progress reporting by callbacks, never print.
+
+Long work (dataset builds, training loops, analyses) takes ``callbacks``: a sequence of
+callables ``cb(event: str, **fields)``. The CLI turns events into a rich progress bar, a
+run process appends them to ``events.jsonl``, the TUI draws them.
+
+Standard events and their fields:
+  start     total=<int units>, unit=<str>, what=<str>
+  progress  done=<int units>, total=<int>, plus any metrics (loss=..., r2=...)
+  metric    step=<int>, name=<str>, value=<float>, split=<str>   (metric history)
+  log       message=<str>
+  end       status=<finished|failed|cancelled>, error=<str|None>
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+
+class Callback(Protocol):
+    def __call__(self, event: str, /, **fields: Any) -> None: ...
+
+
+Callbacks = Iterable[Callable[..., None]]
+
+
+def emit(callbacks: Callbacks | None, event: str, /, **fields: Any) -> None:
+    """Send one event to every callback (no-op when there are none)."""
+    for cb in callbacks or ():
+        cb(event, **fields)
