@@ -21,8 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     except EngineError as exc:
         from rich.console import Console
 
-        Console(stderr=True).print(f"[bold red]error:[/] {exc.render()}", highlight=False,
-                                   soft_wrap=True)
+        console = Console(stderr=True)
+        console.print("[bold red]error:[/] ", end="")
+        console.print(exc.render(), markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
