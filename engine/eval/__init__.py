@@ -1,0 +1,2 @@
+"""Evaluation protocol: metrics, fixed bins, bootstrap CIs, Fisher ceiling.
+Entry point: `engine.eval.protocol.evaluate`."""

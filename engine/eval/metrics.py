@@ -1,0 +1,67 @@
+"""Point metrics of a log g regressor, in dex (ORIGINAL_SYSTEM.md §7.1).
+
+Why hand-written numpy instead of sklearn: the bootstrap calls these thousands of times on
+resampled index arrays, and the store must not depend on sklearn's edge-case choices. Tests
+pin R² to `sklearn.metrics.r2_score`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+NAN = float("nan")
+
+
+def r2(y: np.ndarray, yhat: np.ndarray) -> float:
+    """Coefficient of determination 1 − SS_res/SS_tot; NaN when fewer than 2 rows or
+    the labels are constant (R² is undefined there, not 0 or 1)."""
+    y = np.asarray(y, dtype=np.float64)
+    yhat = np.asarray(yhat, dtype=np.float64)
+    if y.size < 2:
+        return NAN
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    if ss_tot <= 0.0:
+        return NAN
+    return 1.0 - float(np.sum((y - yhat) ** 2)) / ss_tot
+
+
+def mae(y: np.ndarray, yhat: np.ndarray) -> float:
+    """Mean absolute error (dex)."""
+    return float(np.mean(np.abs(np.asarray(yhat, np.float64) - y))) if len(y) else NAN
+
+
+def rmse(y: np.ndarray, yhat: np.ndarray) -> float:
+    """Root mean squared error (dex)."""
+    return float(np.sqrt(np.mean((np.asarray(yhat, np.float64) - y) ** 2))) if len(y) else NAN
+
+
+def bias(y: np.ndarray, yhat: np.ndarray) -> float:
+    """Median residual ŷ − y (dex): robust sign of a systematic offset."""
+    return float(np.median(np.asarray(yhat, np.float64) - y)) if len(y) else NAN
+
+
+def p90(y: np.ndarray, yhat: np.ndarray) -> float:
+    """90th percentile of |ŷ − y| (dex): the tail a user cares about."""
+    return float(np.percentile(np.abs(np.asarray(yhat, np.float64) - y), 90)) if len(y) else NAN
+
+
+def slope(y: np.ndarray, yhat: np.ndarray) -> float:
+    """Slope of a degree-1 least-squares fit of ŷ on y: < 1 means regression to the mean."""
+    y = np.asarray(y, dtype=np.float64)
+    yhat = np.asarray(yhat, dtype=np.float64)
+    if y.size < 2 or not (np.isfinite(y).all() and np.isfinite(yhat).all()) \
+            or float(np.ptp(y)) == 0.0:
+        return NAN
+    return float(np.polyfit(y, yhat, 1)[0])
+
+
+def point_metrics(y: np.ndarray, yhat: np.ndarray) -> dict[str, float]:
+    """Every point metric of §7.1 at once, keyed by the names the store uses."""
+    return {
+        "n": int(len(y)),
+        "r2": r2(y, yhat),
+        "mae": mae(y, yhat),
+        "rmse": rmse(y, yhat),
+        "bias": bias(y, yhat),
+        "p90": p90(y, yhat),
+        "slope": slope(y, yhat),
+    }

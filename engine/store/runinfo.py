@@ -1,0 +1,149 @@
+"""Run listings, details and pairwise comparisons as plain data (the CLI and the TUI render
+them). Comparisons flag differing evaluation keys: numbers from different test sets or
+noise realisations are not comparable (ORIGINAL_SYSTEM.md §9.2 item 1)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.errors import SpecError
+from engine.store.connect import connect_ro
+
+LIST_COLUMNS = ("run_id", "model", "preset", "dataset", "train_size", "noise_level", "seed",
+                "status", "r2", "r2_lo", "r2_hi", "mae", "duration_s", "created")
+SPEC_FIELDS = ("model", "preset", "config_hash", "dataset_name", "dataset_fingerprint",
+               "train_size", "noise_level", "seed", "test_split", "val_split")
+EVAL_KEY = ("dataset_fingerprint", "split", "noise_level", "realisation")
+METRICS = ("r2", "mae", "rmse", "bias", "p90", "slope", "r2_max_pop", "eta", "n")
+
+
+def list_runs(workspace: Path, *, model: str | None = None, status: str | None = None,
+              dataset: str | None = None, limit: int | None = None) -> pd.DataFrame:
+    """One row per run, newest first, with its overall R²/MAE when it has them."""
+    where, params = [], []
+    for col, val in (("r.model", model), ("r.status", status), ("r.dataset_name", dataset)):
+        if val is not None:
+            where.append(f"{col} = ?")
+            params.append(val)
+    sql = ("SELECT r.run_id, r.model, r.preset, r.dataset_name AS dataset, r.train_size, "
+           "r.noise_level, r.seed, r.status, o.r2, o.r2_lo, o.r2_hi, o.mae, r.duration_s, "
+           "r.created FROM runs r LEFT JOIN run_overall o ON o.run_id = r.run_id AND "
+           "o.subset = 'all'" + (" WHERE " + " AND ".join(where) if where else "") +
+           " ORDER BY r.created DESC NULLS LAST, r.run_id DESC")
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    with connect_ro(workspace) as con:
+        return con.execute(sql, params).df()
+
+
+def resolve_run_id(con, ref: str) -> str:
+    """Exact run id, else a unique prefix; SpecError naming the candidates otherwise."""
+    ref = Path(ref).name if "/" in ref else ref
+    hits = [r[0] for r in con.execute("SELECT run_id FROM runs WHERE run_id = ? OR "
+                                      "starts_with(run_id, ?) ORDER BY run_id",
+                                      [ref, ref]).fetchall()]
+    if ref in hits:
+        return ref
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise SpecError(f"no run '{ref}' in the store", key="RUN",
+                        hint="`logg-engine runs ls` lists runs; `logg-engine ingest` "
+                        "adds new run folders")
+    raise SpecError(f"'{ref}' matches {len(hits)} runs: {', '.join(hits[:5])}", key="RUN",
+                    hint="give more of the run id")
+
+
+def show_run(workspace: Path, ref: str) -> dict[str, Any]:
+    """Spec, provenance, reproduce command, metrics with CIs, per-bin SNR table."""
+    with connect_ro(workspace) as con:
+        run_id = resolve_run_id(con, ref)
+        run = con.execute("SELECT * EXCLUDE (spec, state_sig) FROM runs WHERE run_id = ?",
+                          [run_id]).df().iloc[0].to_dict()
+        params = con.execute("SELECT key, value_type, num_value, text_value FROM run_params "
+                             "WHERE run_id = ? ORDER BY key", [run_id]).df()
+        metrics = con.execute("SELECT subset, metric, value, lo, hi, dataset_fingerprint, "
+                              "split, noise_level, realisation FROM run_metrics "
+                              "WHERE run_id = ? ORDER BY subset, metric", [run_id]).df()
+        snr = con.execute("SELECT bin, label, n, r2, r2_lo, r2_hi, mae, rmse, bias, r2_max, "
+                          "eta FROM bin_metrics WHERE run_id = ? AND scheme = 'snr' "
+                          "ORDER BY bin", [run_id]).df()
+    return _clean({
+        "run_id": run_id,
+        "spec": {k: run.get(k) for k in SPEC_FIELDS},
+        "params": {r.key: _param_value(r) for r in params.itertuples()},
+        "provenance": {k: run.get(k) for k in ("status", "error", "created", "started", "ended",
+                                               "duration_s", "host", "pid", "git_sha",
+                                               "git_dirty", "peak_rss_mb", "device",
+                                               "run_dir")},
+        "versions": json.loads(run["versions"]) if run.get("versions") else None,
+        "reproduce": run.get("command"),
+        "metrics": {s: {r.metric: {"value": r.value, "lo": r.lo, "hi": r.hi}
+                        for r in g.itertuples()} for s, g in metrics.groupby("subset")},
+        "eval_key": ({k: metrics[k].iloc[0] for k in EVAL_KEY} if not metrics.empty else None),
+        "snr_bins": snr.to_dict(orient="records"),
+    })
+
+
+def compare_runs(workspace: Path, a: str, b: str) -> dict[str, Any]:
+    """Config keys that differ, metric deltas (B − A) with both CIs, eval-key check."""
+    ra, rb = show_run(workspace, a), show_run(workspace, b)
+    diff = {}
+    for section in ("spec", "params"):
+        keys = sorted(set(ra[section]) | set(rb[section]))
+        for k in keys:
+            va, vb = ra[section].get(k), rb[section].get(k)
+            if va != vb:
+                diff[k if section == "spec" else f"params.{k}"] = {"a": va, "b": vb}
+    ma = (ra["metrics"] or {}).get("all", {})
+    mb = (rb["metrics"] or {}).get("all", {})
+    deltas = {}
+    for m in METRICS:
+        if m in ma or m in mb:
+            x, y = ma.get(m, {}), mb.get(m, {})
+            va, vb = x.get("value"), y.get("value")
+            deltas[m] = {"a": va, "a_lo": x.get("lo"), "a_hi": x.get("hi"), "b": vb,
+                         "b_lo": y.get("lo"), "b_hi": y.get("hi"),
+                         "delta": None if va is None or vb is None else vb - va}
+    ka, kb = ra["eval_key"], rb["eval_key"]
+    return {"a": ra["run_id"], "b": rb["run_id"], "config_diff": diff, "metrics": deltas,
+            "comparable": ka == kb, "eval_key": {"a": ka, "b": kb}}
+
+
+def _param_value(r):
+    if r.value_type == "bool":
+        return r.text_value == "true"
+    if r.value_type == "int":
+        return int(r.num_value)
+    if r.value_type == "float":
+        return float(r.num_value)
+    if r.value_type == "json":
+        return json.loads(r.text_value)
+    return None if r.value_type == "null" else r.text_value
+
+
+def _clean(obj):
+    """JSON-ready: NaN/NaT → None, numpy/pandas scalars → Python, timestamps → ISO."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if obj is None or obj is pd.NaT:
+        return None
+    if isinstance(obj, pd.Timestamp):
+        return obj.isoformat()
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    try:
+        if pd.isna(obj):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return obj
