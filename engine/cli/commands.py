@@ -8,6 +8,7 @@ _MODULES = [
     "engine.cli.data_inspect",
     "engine.cli.run",
     "engine.cli.results",
+    "engine.cli.analysis",
 ]
 
 for _name in _MODULES:

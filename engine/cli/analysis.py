@@ -1,0 +1,220 @@
+"""Analysis commands: `moe oracle`, `moe gate`, `deleakage`, `ceiling`.
+
+Each one computes, writes an analysis folder (<ws>/analyses/<id>/), ingests it into the
+store through engine.store.ingest_analysis, then prints the store's view of it (so what
+you see is what was recorded) as a rich table, or JSON with --json. Heavy imports stay
+inside the commands so `logg-engine --help` stays fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from engine.cli.app import WorkspaceOpt, app
+from engine.cli.results import _guard, _table  # shared CLI helpers (private, reused)
+
+moe_app = typer.Typer(help="Mixture-of-experts analyses: oracle headroom and learned gates.",
+                      no_args_is_help=True)
+app.add_typer(moe_app, name="moe")
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
+DatasetOpt = typer.Option("default", "--dataset", help="Dataset name or folder.")
+SizeOpt = typer.Option("10k", "--size", help="Training rows (e.g. 2000, 50k, 1M).")
+NoiseOpt = typer.Option(1.0, "--noise-level", help="Noise multiplier on the error vector.")
+SeedOpt = typer.Option(0, "--seed", help="Training-noise seed.")
+BinsOpt = typer.Option("teff-mh", "--bins", help="teff-mh (9 bins) or snr (4 L2-SNR bins).")
+ExpertOpt = typer.Option("ridge", "--expert", help="ridge or lgbm.")
+OorOpt = typer.Option("clamp", "--out-of-range",
+                      help="clamp (nearest bin, default) or fallback (global model).")
+BootOpt = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the 95 % CIs.")
+
+
+def _ws(workspace):
+    from engine.paths import workspace as resolve
+
+    return resolve(workspace)
+
+
+def _record_and_show(ws: Path, result, views: list[tuple[str, str]], as_json: bool) -> None:
+    """Write + ingest the analysis, then print each view's rows for it."""
+    from engine.analysis.record import clean, write_analysis
+    from engine.store.ingest_analysis import ingest_analysis
+    from engine.store.read import query_df
+
+    aid = ingest_analysis(ws, write_analysis(ws, result))
+    frames = {}
+    for title, sql, *post in views:
+        df = query_df(ws, sql, [aid])
+        frames[title] = post[0](df) if post and not as_json else df
+    if as_json:
+        out = {"analysis_id": aid, "kind": result.kind, "params": result.params,
+               "summary": result.summary,
+               **{t: df.to_dict(orient="records") for t, df in frames.items()}}
+        typer.echo(json.dumps(clean(out), indent=2, default=str))
+        return
+    for title, df in frames.items():
+        _table(df.drop(columns=[c for c in ("analysis_id",) if c in df.columns]),
+               f"{title}  ({aid})")
+
+
+def _confusion_matrix(df):
+    """Long (true_bin, pred_bin, count) rows → a K×K table (rows = true bin)."""
+    m = df.pivot_table(index="true_bin", columns="pred_bin", values="count",
+                       aggfunc="sum", fill_value=0)
+    m.columns = [f"→{c}" for c in m.columns]
+    return m.reset_index().astype(int)
+
+
+def _callbacks(as_json: bool):
+    if as_json:
+        from contextlib import nullcontext
+
+        return nullcontext(None)
+    from engine.cli.progress import RichProgress
+
+    return RichProgress("analysis", transient=True)
+
+
+def _moe_cfg(**kw):
+    from engine.analysis.moe import MoeConfig
+    from engine.io.dataset import parse_size
+
+    kw["size"] = parse_size(kw["size"])
+    return MoeConfig(**kw)
+
+
+@moe_app.command("oracle")
+@_guard
+def moe_oracle_cmd(bins: str = BinsOpt, expert: str = ExpertOpt, size: str = SizeOpt,
+                   dataset: str = DatasetOpt, noise_level: float = NoiseOpt,
+                   seed: int = SeedOpt, out_of_range: str = OorOpt, n_boot: int = BootOpt,
+                   as_json: bool = JsonOpt, workspace: Path = WorkspaceOpt) -> None:
+    """Oracle MoE: per-bin experts with true-label routing vs the global model.
+
+    Per bin and overall, always on the SAME test rows, with 95 % bootstrap CIs."""
+    from engine.analysis.moe import run_oracle
+
+    ws = _ws(workspace)
+    cfg = _moe_cfg(dataset=dataset, bins=bins, expert=expert, size=size,
+                   noise_level=noise_level, seed=seed, out_of_range=out_of_range, n_boot=n_boot)
+    with _callbacks(as_json) as cb:
+        result = run_oracle(ws, cfg, [cb] if cb else None)
+    _record_and_show(ws, result, [
+        ("MoE oracle per bin", "SELECT bin, label, expert, n_train, n_test, r2_oracle, "
+         "r2_global, delta_r2, mae_oracle, mae_global, alpha, analysis_id FROM moe_bins "
+         "WHERE analysis_id = ? ORDER BY bin"),
+        ("MoE oracle overall (mask-aligned)", "SELECT subset, n, coverage, r2_oracle, "
+         "r2_oracle_lo, r2_oracle_hi, r2_global, r2_global_lo, r2_global_hi, delta_r2, "
+         "delta_r2_lo, delta_r2_hi, analysis_id FROM moe_overall WHERE analysis_id = ? "
+         "ORDER BY subset DESC")], as_json)
+
+
+@moe_app.command("gate")
+@_guard
+def moe_gate_cmd(bins: str = BinsOpt,
+                 gate: str = typer.Option("logreg", "--gate", help="logreg, mlp or linear."),
+                 routing: str = typer.Option("soft", "--routing", help="soft, hard or fallback."),
+                 tau: float = typer.Option(None, "--tau", help="Fallback threshold on max p "
+                                           "(default 0.5 teff-mh, 0.4 snr)."),
+                 features: str = typer.Option(None, "--features", help="phys13 (teff-mh "
+                                              "default), phys37 or quality10 (snr default)."),
+                 expert: str = ExpertOpt, size: str = SizeOpt, dataset: str = DatasetOpt,
+                 noise_level: float = NoiseOpt, seed: int = SeedOpt,
+                 out_of_range: str = OorOpt, n_boot: int = BootOpt,
+                 as_json: bool = JsonOpt, workspace: Path = WorkspaceOpt) -> None:
+    """A learned gate over frozen per-bin experts, scored by ρ.
+
+    R² per bin, gate accuracy, confusion matrix and
+    ρ = (R²_gate − R²_global)/(R²_oracle − R²_global) with a bootstrap CI."""
+    from engine.analysis.moe import run_gate
+
+    ws = _ws(workspace)
+    cfg = _moe_cfg(dataset=dataset, bins=bins, expert=expert, size=size,
+                   noise_level=noise_level, seed=seed, out_of_range=out_of_range,
+                   n_boot=n_boot, gate=gate, routing=routing, tau=tau, features=features)
+    with _callbacks(as_json) as cb:
+        result = run_gate(ws, cfg, [cb] if cb else None)
+    _record_and_show(ws, result, [
+        ("MoE gate", "SELECT section, subset, bin, label, n, r2_gate, r2_gate_lo, "
+         "r2_gate_hi, r2_oracle, r2_global, rho, rho_lo, rho_hi, accuracy, fallback_rate, "
+         "analysis_id FROM moe_gates WHERE analysis_id = ?"),
+        ("Routing confusion (true → gate argmax)",
+         "SELECT TRY_CAST(extra->>'true_bin' AS INTEGER) AS true_bin, "
+         "TRY_CAST(extra->>'pred_bin' AS INTEGER) AS pred_bin, value AS count, analysis_id "
+         "FROM analysis_rows WHERE analysis_id = ? AND extra->>'section' = 'confusion' "
+         "ORDER BY true_bin, pred_bin", _confusion_matrix)], as_json)
+
+
+@app.command("deleakage")
+@_guard
+def deleakage_cmd(size: str = SizeOpt, dataset: str = DatasetOpt,
+                  noise_level: float = NoiseOpt, as_json: bool = JsonOpt,
+                  workspace: Path = WorkspaceOpt) -> None:
+    """Error-vector de-leakage study: SNR without log g?
+
+    Ridge(α=1) R² of log g and of L2 SNR per representation;
+    passed ⇔ log g R² < 0.05 and SNR R² > 0.5."""
+    from engine.analysis.run_deleakage import run_deleakage
+
+    ws = _ws(workspace)
+    result = run_deleakage(ws, dataset=dataset, size=size, noise_level=noise_level)
+    _record_and_show(ws, result, [
+        ("Error-vector de-leakage", "SELECT strategy, n_features, logg_r2_train, "
+         "logg_r2_test, snr_r2_train, snr_r2_test, passed, analysis_id FROM deleakage "
+         "WHERE analysis_id = ?")], as_json)
+
+
+@app.command("ceiling")
+@_guard
+def ceiling_cmd(dataset: str = DatasetOpt,
+                runs: str = typer.Option(None, "--runs", help="RUN,RUN,... (default: every "
+                                         "finished run on the dataset)."),
+                grid: Path = typer.Option(None, "--grid", help="A pfsspec regular-grid "
+                                          "dataset.h5: CRLBs by grid central differences."),
+                var: float = typer.Option(None, "--var", help="Label variance (default: the "
+                                          "test split's; grid: the grid log g nodes')."),
+                noise_level: float = NoiseOpt,
+                edge: str = typer.Option("one-sided", "--edge", help="Grid edge nodes: "
+                                         "one-sided or skip."),
+                as_json: bool = JsonOpt, workspace: Path = WorkspaceOpt) -> None:
+    """Physical ceiling R²_max from per-spectrum CRLBs, runs beside it.
+
+    Per SNR and magnitude bin, with every run's R² (gap, η); or grid-Fisher CRLBs
+    for a pfsspec regular-grid file (--grid)."""
+    from engine.analysis.run_ceiling import run_ceiling, run_grid_ceiling
+
+    ws = _ws(workspace)
+    cols = ("section, run_id, model, scheme, bin, label, n, r2_max_pop, r2_max_bin, "
+            "r2_max_median, r2_max_bayes, sigma_p10, sigma_p50, sigma_p90, r2_model, gap, eta, "
+            "analysis_id")
+    if grid is not None:
+        result = run_grid_ceiling(ws, grid, noise_level=noise_level, var=var, edge=edge)
+        cols = ("label, n, n_failed, r2_max_median, r2_max_mean, r2_max_p10, r2_max_p90, "
+                "r2_max_pop, r2_max_bayes, sigma_p10, sigma_p50, sigma_p90, schur_median, "
+                "crlb_orders, analysis_id")
+    else:
+        ids = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
+        result = run_ceiling(ws, dataset=dataset, runs=ids, var=var)
+    _record_and_show(ws, result, [("Physical ceiling", f"SELECT {cols} FROM ceiling "
+                                   "WHERE analysis_id = ?")], as_json)
+
+
+export_app = typer.Typer(help="Export results from the store to files.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("research")
+@_guard
+def export_research_cmd(out: Path = typer.Argument(..., help="Folder to write results/ into."),
+                        as_json: bool = JsonOpt, workspace: Path = WorkspaceOpt) -> None:
+    """Write the research's result files (seed §5 paths) from the store."""
+    from engine.analysis.export import export_research
+
+    done = export_research(_ws(workspace), out)
+    if as_json:
+        typer.echo(json.dumps(done, indent=2))
+        return
+    for rel, state in done.items():
+        typer.echo(f"{state:8s} {Path(out) / rel}")

@@ -1,0 +1,93 @@
+"""`logg-engine data generate` and `logg-engine data calibrate`: build a dataset with the
+built-in generator, and print its calibration figures beside the research targets.
+Heavy imports (torch, the generator) stay inside the commands so --help stays fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from engine.cli.app import WorkspaceOpt, data_app
+
+
+@data_app.command("generate")
+def generate_cmd(
+    preset: str = typer.Option("default", "--preset", "-p",
+                               help="tiny | default | bosz-1m (see docs/generator.md)."),
+    size: str = typer.Option(None, "--size", help="Total training rows, e.g. 50k (overrides "
+                             "the preset; same shard naming)."),
+    out: Path = typer.Option(None, "--out", help="Output folder. Default "
+                             "<workspace>/datasets/<name>/."),
+    seed: int = typer.Option(0, "--seed", help="Master seed; each shard is seeded from "
+                             "(seed, shard name)."),
+    name: str = typer.Option(None, "--name", help="Dataset name (default: the preset)."),
+    no_crlb: bool = typer.Option(False, "--no-crlb", help="Skip the CRLB columns of val/test."),
+    compile_: str = typer.Option("auto", "--compile", help="torch.compile: auto | on | off."),
+    workspace: Path = WorkspaceOpt,
+) -> None:
+    """Generate a pfsspec-layout dataset (resumes an interrupted build)."""
+    from engine.cli.progress import RichProgress
+    from engine.errors import SpecError
+    from engine.generator.build import build_dataset
+    from engine.generator.presets import get_preset
+
+    get_preset(preset)
+    n = None
+    if size is not None:
+        from engine.io.dataset import parse_size
+        n = parse_size(size)
+    if name is not None and (not name or "/" in name or name.startswith(".")):
+        raise SpecError(f"bad dataset name {name!r}", key="name",
+                        hint="use a plain folder name like my-set")
+    if compile_ not in ("auto", "on", "off"):
+        raise SpecError(f"bad --compile {compile_!r}", key="compile", hint="auto, on or off")
+    with RichProgress(f"generate {name or preset}") as cb:
+        root = build_dataset(preset, out=out, seed=seed, size=n, name=name,
+                             crlb=not no_crlb, compile=compile_, callbacks=[cb],
+                             workspace=workspace)
+    typer.echo(f"dataset written: {root}")
+
+
+@data_app.command("calibrate")
+def calibrate_cmd(
+    dataset: str = typer.Argument(..., help="Dataset name under <workspace>/datasets or a folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    per_mag_n: int = typer.Option(48, "--per-mag-n", help="Spectra in the fixed-mag batch."),
+    ridge: bool = typer.Option(True, "--ridge/--no-ridge", help="Fit the Ridge learnability check."),
+    ridge_rows: str = typer.Option(None, "--ridge-rows", help="Training rows for Ridge (default all)."),
+    seed: int = typer.Option(0, "--seed"),
+    workspace: Path = WorkspaceOpt,
+) -> None:
+    """Every calibration figure of DATASET beside its research target."""
+    from engine.errors import SpecError
+    from engine.generator.calibrate import calibrate
+    from engine.io.dataset import parse_size, resolve_dataset
+    from engine.paths import workspace as resolve_ws
+
+    if per_mag_n < 2:
+        raise SpecError("--per-mag-n must be ≥ 2", key="per-mag-n")
+    rows = parse_size(ridge_rows) if ridge_rows else None
+    ds = resolve_dataset(dataset, resolve_ws(workspace))
+    if as_json:
+        figs = calibrate(ds, per_mag_n=per_mag_n, ridge=ridge, ridge_rows=rows, seed=seed)
+        typer.echo(json.dumps({"dataset": str(ds.root), "figures": [f.to_dict() for f in figs]},
+                              indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine.cli.progress import RichProgress
+    with RichProgress("calibrate", transient=True) as cb:
+        figs = calibrate(ds, per_mag_n=per_mag_n, ridge=ridge, ridge_rows=rows, seed=seed,
+                         callbacks=[cb])
+    table = Table(title=f"calibration of {ds.name}")
+    for col in ("figure", "value", "target", "ok", "note"):
+        table.add_column(col)
+    for f in figs:
+        ok = f.ok()
+        mark = "" if ok is None else ("[green]✓[/]" if ok else "[red]✗[/]")
+        table.add_row(f.name, f"{f.value:.4g}", "" if f.target is None else f"{f.target:g}"
+                      + (f" ± {f.tolerance:g}" if f.tolerance else ""), mark, f.note)
+    Console().print(table)

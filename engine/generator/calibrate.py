@@ -1,0 +1,198 @@
+"""Calibration figures of a generated dataset against the research targets
+(GENERATOR.md §2.13, ORIGINAL_SYSTEM.md §2.3 and §6.3): each figure is returned beside its
+target so `logg-engine data calibrate` can print one table.
+
+* SNR: L2-SNR bin fractions (train split), pixel-mean SNR (a row sample), the `snr`
+  column median (test split).
+* Per magnitude (a fixed-mag batch drawn on the fly, θ from the prior): median per-pixel
+  SNR, median CRLB σ(log g) marginalised over T_eff and [M/H] (3-D: α, C known), the 5-D
+  R²_max median with Var = 1.6667, and the Schur ratios. One Jacobian per θ serves every
+  magnitude (J does not depend on the noise).
+* Learnability: Ridge (standardised features, α chosen on the val split) trained on the
+  train split at noise 1.0, scored on the test split's frozen noisy spectra."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.events import Callbacks, emit
+
+MAGS = (20.0, 21.5, 22.0, 22.5)
+TARGET_SNR_MED = {20.0: 24.0, 21.5: 7.1, 22.0: 4.6, 22.5: 3.0}
+TARGET_SIGMA_3D = {20.0: 0.12, 21.5: 0.42, 22.0: 0.66, 22.5: 1.03}
+TARGET_R2MAX_5D = {20.0: 0.9892, 21.5: 0.8742, 22.0: 0.6983, 22.5: 0.2647}
+TARGET_L2_BINS = (29.0, 38.0, 30.0, 3.0)
+VAR_GRID = 1.6667   # population variance of the 9 BOSZ log g nodes (ORIGINAL_SYSTEM §6.2)
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    target: float | None
+    tolerance: float | None = None
+    note: str = ""
+
+    def ok(self) -> bool | None:
+        if self.target is None or self.tolerance is None or not np.isfinite(self.value):
+            return None
+        return bool(abs(self.value - self.target) <= self.tolerance)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "value": float(self.value), "target": self.target,
+                "tolerance": self.tolerance, "ok": self.ok(), "note": self.note}
+
+
+def snr_figures(dataset, sample_rows: int = 2000) -> list[Figure]:
+    train = dataset.train()
+    l2 = train.params["snr_l2"].to_numpy()
+    edges = [(-np.inf, 2), (2, 4), (4, 7), (7, np.inf)]
+    labels = ("≤2", "2–4", "4–7", ">7")
+    out = [Figure(f"L2-SNR fraction {lab} (%)", 100.0 * np.mean((l2 > lo) & (l2 <= hi)), t, 3.0,
+                  "train split, ‖flux‖/‖error‖")
+           for (lo, hi), lab, t in zip(edges, labels, TARGET_L2_BINS)]
+    out.append(Figure("L2-SNR median", float(np.median(l2)), 2.9, 0.3, "research 1M: 2.93"))
+    n = min(sample_rows, train.n_rows)
+    _, _, first = next(iter(train.iter_chunks(("flux", "error"), n)))
+    flux, err = first["flux"][:n], first["error"][:n]
+    pm = np.mean(flux / err, axis=1)
+    out.append(Figure("pixel-mean SNR mean", float(pm.mean()), 7.0, 0.7, f"{n} train rows"))
+    out.append(Figure("pixel-mean SNR sd", float(pm.std()), 3.4, 0.7, f"{n} train rows"))
+    test = dataset.split("test")
+    out.append(Figure("snr column median (test)", float(np.median(test.params["snr"])), 8.21,
+                      1.0, f"{test.name}, pfsspec 0.95-quantile estimator; research test_10k"))
+    return out
+
+
+def per_mag_figures(n: int = 48, seed: int = 0, callbacks: Callbacks | None = None
+                    ) -> list[Figure]:
+    """Fixed-magnitude batch: SNR and CRLB figures at mags 20/21.5/22/22.5."""
+    import torch
+
+    from engine.generator import grids
+    from engine.generator.fisher import crlb_from_fisher, fisher_matrix, jacobian
+    from engine.generator.noise import NoiseConfig, draw_k, error_from_flux
+    from engine.generator.priors import sample_labels
+
+    rng = np.random.default_rng(seed)
+    theta, _ = sample_labels(rng, n)
+    k = draw_k(rng, n, NoiseConfig())
+    wave = grids.wave()
+    mus, jacs = [], []
+    for s in range(0, n, 16):
+        mu, jac = jacobian(theta[s:s + 16])
+        mus.append(mu)
+        jacs.append(jac)
+        emit(callbacks, "progress", done=min(n, s + 16), total=n, step="jacobian")
+    mu, jac = torch.cat(mus), torch.cat(jacs)
+    out = []
+    for mag in MAGS:
+        err = error_from_flux(mu.numpy(), wave, np.full(n, mag), k)
+        snr_med = float(np.median(mu.numpy() / err))
+        fis = fisher_matrix(jac, torch.as_tensor(err))
+        r3 = crlb_from_fisher(fis, (0, 1, 2))
+        r5 = crlb_from_fisher(fis)
+        r2 = 1.0 - np.minimum(r5.crlb_log_g, VAR_GRID) / VAR_GRID
+        out += [
+            Figure(f"mag {mag:g}: median per-pixel SNR", snr_med, TARGET_SNR_MED[mag],
+                   0.15 * TARGET_SNR_MED[mag], "median over spectra and pixels"),
+            Figure(f"mag {mag:g}: σ_CRLB(log g) 3-D median", float(np.nanmedian(np.sqrt(r3.crlb_log_g))),
+                   TARGET_SIGMA_3D[mag], 0.2 * TARGET_SIGMA_3D[mag], "marginal over T_eff, [M/H]"),
+            Figure(f"mag {mag:g}: R²_max 5-D median", float(np.nanmedian(r2)), TARGET_R2MAX_5D[mag],
+                   0.05, "Var = 1.6667"),
+            Figure(f"mag {mag:g}: Schur 3-D / 5-D median",
+                   float(np.nanmedian(r3.schur)), 0.69, 0.1,
+                   f"5-D: {np.nanmedian(r5.schur):.3f} (research 0.58)"),
+        ]
+    return out
+
+
+def ridge_figure(dataset, rows: int | None = None, seed: int = 0,
+                 callbacks: Callbacks | None = None) -> list[Figure]:
+    """Ridge R² at noise 1.0 (α from a log grid, chosen on the val split)."""
+    train = dataset.train(rows) if rows else dataset.train()
+    val, test = dataset.split("val"), dataset.split("test")
+    model = StandardRidge().fit_split(train, seed=seed, callbacks=callbacks)
+    xv = val.noisy(1.0, seed=seed + 1)
+    yv = val.params["log_g"].to_numpy()
+    model.select_alpha(xv, yv)
+    xt = test.noisy(1.0)
+    yt = test.params["log_g"].to_numpy()
+    r2 = _r2(yt, model.predict(xt))
+    return [Figure("Ridge R² (noise 1.0)", r2, 0.47, 0.05,
+                   f"{train.n_rows} train rows, α={model.alpha_:.3g}, test {test.name}")]
+
+
+def _r2(y, p) -> float:
+    return float(1.0 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2))
+
+
+class StandardRidge:
+    """Ridge on standardised features, solved for many α from one eigendecomposition of
+    the Gram matrix (streamed in chunks, so 100k × 4096 never sits in memory). Equals
+    sklearn's StandardScaler + Ridge(alpha) (checked in tests)."""
+
+    def fit_arrays(self, x: np.ndarray, y: np.ndarray) -> "StandardRidge":
+        self._accumulate([(x, y)])
+        return self
+
+    def fit_split(self, split, seed: int = 0, callbacks=None) -> "StandardRidge":
+        def chunks():
+            for s, e, x, y in split.noisy_chunks(1.0, seed, 4096):
+                emit(callbacks, "progress", done=e, total=split.n_rows, step="ridge")
+                yield x, y
+        self._accumulate(chunks())
+        return self
+
+    def _accumulate(self, chunks) -> None:
+        n, sx, sy, gram, xty = 0, None, 0.0, None, None
+        for x, y in chunks:
+            x = np.asarray(x, np.float32)
+            y = np.asarray(y, np.float64)
+            if gram is None:
+                d = x.shape[1]
+                sx, gram, xty = np.zeros(d), np.zeros((d, d)), np.zeros(d)
+            n += len(x)
+            sx += x.sum(0, dtype=np.float64)
+            sy += y.sum()
+            gram += (x.T @ x).astype(np.float64)
+            xty += x.T.astype(np.float64) @ y
+        mean, ymean = sx / n, sy / n
+        cov = gram / n - np.outer(mean, mean)
+        scale = np.sqrt(np.clip(np.diag(cov), 1e-30, None))
+        cxy = xty / n - mean * ymean
+        g = cov / np.outer(scale, scale) * n
+        b = cxy / scale * n
+        self.mean_, self.scale_, self.ymean_ = mean, scale, ymean
+        self.evals_, self.evecs_ = np.linalg.eigh(g)
+        self.proj_ = self.evecs_.T @ b
+        self.set_alpha(1.0)
+
+    def set_alpha(self, alpha: float) -> None:
+        self.alpha_ = float(alpha)
+        self.coef_ = self.evecs_ @ (self.proj_ / (self.evals_ + alpha))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        z = (np.asarray(x, np.float64) - self.mean_) / self.scale_
+        return z @ self.coef_ + self.ymean_
+
+    def select_alpha(self, x, y, alphas=None) -> float:
+        alphas = np.logspace(-1, 7, 33) if alphas is None else alphas
+        scores = []
+        for a in alphas:
+            self.set_alpha(a)
+            scores.append(_r2(y, self.predict(x)))
+        self.set_alpha(alphas[int(np.argmax(scores))])
+        return self.alpha_
+
+
+def calibrate(dataset, *, per_mag_n: int = 48, ridge: bool = True, ridge_rows: int | None = None,
+              seed: int = 0, callbacks: Callbacks | None = None) -> list[Figure]:
+    """Every calibration figure for `dataset` (an engine.io.dataset.Dataset)."""
+    figs = snr_figures(dataset)
+    figs += per_mag_figures(per_mag_n, seed, callbacks)
+    if ridge:
+        figs += ridge_figure(dataset, ridge_rows, seed, callbacks)
+    return figs

@@ -1,0 +1,57 @@
+"""The runner's view of the ViT (ModelAdapter protocol, docs/dev-contracts.md).
+
+Imported lazily by engine.runs.registry as "engine.models.vit.adapter:ViTAdapter"; torch is
+imported only when a method runs, so listing models stays fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .presets import VIT_PRESETS
+
+
+class ViTAdapter:
+    """build / train / predict / save / load for SpecViTRegressor."""
+
+    name = "vit"
+    presets: dict[str, dict] = VIT_PRESETS
+
+    def build(self, params: dict) -> Any:
+        from engine.errors import SpecError
+        from .estimator import SpecViTRegressor
+        known = SpecViTRegressor().get_params()
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise SpecError(f"unknown ViT hyper-parameter(s) {unknown}", key="params",
+                            hint=f"known: {', '.join(sorted(known))}")
+        return SpecViTRegressor(**params)
+
+    def train(self, est, ctx) -> Any:
+        """Fit on ctx.train, select on ctx.val (frozen noisy), checkpoint to
+        ctx.checkpoint_dir, resume when ctx.resume. If ctx.should_stop() fired, the last
+        checkpoint is written and `est.stopped_` is True: the runner ends the run cancelled."""
+        return est.fit_split(ctx.train, ctx.val, noise_level=ctx.noise_level, seed=ctx.seed,
+                             callbacks=ctx.callbacks, checkpoint_dir=ctx.checkpoint_dir,
+                             resume=ctx.resume, should_stop=ctx.should_stop,
+                             device=getattr(ctx, "device", None) or None)
+
+    def describe(self, est) -> dict:
+        """Run summary for metrics.json `extra.model`."""
+        hist = getattr(est, "history_", [])
+        return {"n_params": int(est.n_params_), "best_epoch": int(est.best_epoch_),
+                "best_val_r2": float(est.best_val_r2_), "epochs_trained": len(hist),
+                "device": str(est.device_),
+                "samples_per_s": float(hist[-1]["samples_per_s"]) if hist else None}
+
+    def predict(self, est, X: np.ndarray) -> np.ndarray:
+        return est.predict(X)
+
+    def save(self, est, directory: Path) -> None:
+        est.save(directory)
+
+    def load(self, directory: Path) -> Any:
+        from .estimator import SpecViTRegressor
+        return SpecViTRegressor.load(directory)

@@ -1,0 +1,342 @@
+"""The SpecViT training loop: plain PyTorch, fast on CUDA, deterministic and resumable.
+
+What it fixes relative to the research loop (ORIGINAL_SYSTEM.md §3.3.2):
+  * cosine schedule whose period is the actual run length in steps (not T_max=100 epochs);
+  * loss names are explicit (`mse`, `l1`, `huber`); `mae` no longer silently means MSE;
+  * weight decay only on weight matrices (not biases, LayerNorms, CLS, positional table);
+  * validation R²/MAE on the whole val set in dex (not per-batch means in z units);
+  * the estimator ends holding the BEST checkpoint (by val R²), not the last epoch;
+  * divergence (non-finite loss) and collapse to the mean end the run with a RunError.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from engine.errors import RunError, SpecError
+from engine.events import emit
+
+LOSSES = ("mse", "l1", "huber")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation hyper-parameters (frozen; built by the estimator)."""
+
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_frac: float = 0.05        # fraction of all steps spent in linear warmup
+    min_lr: float = 1e-5             # cosine floor, reached at the last step
+    grad_clip: float = 0.5
+    loss: str = "mse"
+    noise_level: float = 1.0
+    seed: int = 42
+    use_amp: bool = False            # bf16 autocast (CUDA)
+    use_compile: bool = False        # torch.compile (CUDA)
+    eval_batch_size: int = 1024
+    collapse_patience: int = 5
+    max_steps: int | None = None     # hard cap on total steps (tests, benchmarks)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss by explicit name; anything else is a SpecError (the research mapped 'mae'
+    to MSE through a substring test)."""
+    if name == "mse":
+        return F.mse_loss
+    if name == "l1":
+        return F.l1_loss
+    if name == "huber":
+        return lambda a, b: F.huber_loss(a, b, delta=1.0)
+    raise SpecError(f"unknown loss {name!r}", key="loss",
+                    hint=f"use one of {', '.join(LOSSES)} (L1 is 'l1', not 'mae')")
+
+
+def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
+    """Linear warmup then one cosine half-period ending exactly at the last step."""
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+    return f
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with two groups: decayed weight matrices and undecayed biases/LN/CLS/PE."""
+    skip = model.no_decay_names()
+    decay = [p for n, p in model.named_parameters() if n not in skip]
+    rest = [p for n, p in model.named_parameters() if n in skip]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+@torch.no_grad()
+def predict_z(model: nn.Module, X: np.ndarray, device: torch.device, batch_size: int,
+              use_amp: bool) -> np.ndarray:
+    """Model outputs (z units) for noisy flux X (N, L) in batches, float32 (N, T)."""
+    model.eval()
+    out = []
+    for i in range(0, len(X), batch_size):
+        xb = torch.as_tensor(np.asarray(X[i:i + batch_size], dtype=np.float32)).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            out.append(model(xb).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 1), np.float32)
+
+
+def r2_mae(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-target R² and MAE over the whole set (y, p: (N, T) in dex)."""
+    ss_res = ((y - p) ** 2).sum(0)
+    ss_tot = ((y - y.mean(0)) ** 2).sum(0)
+    return 1 - ss_res / np.maximum(ss_tot, 1e-30), np.abs(y - p).mean(0)
+
+
+@dataclass
+class LoopState:
+    """Everything a resumed run needs besides model/optimizer/scheduler state."""
+
+    epoch: int = 0                  # epoch in progress (0-based)
+    step_in_epoch: int = 0          # batches of `epoch` already trained
+    global_step: int = 0
+    best_r2: float = -math.inf
+    best_epoch: int = -1
+    collapse_run: int = 0
+    history: list = field(default_factory=list)
+
+
+@dataclass
+class FitOutcome:
+    stopped: bool                   # True when should_stop() ended the run early
+    best_epoch: int
+    best_r2: float
+    history: list
+
+
+class Trainer:
+    """One fit: owns the optimizer, schedule, RNGs, checkpoints and event reporting."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, data, device: torch.device, *,
+                 val: tuple[np.ndarray, np.ndarray] | None, y_mu: np.ndarray,
+                 y_sigma: np.ndarray, callbacks=None, checkpoint_dir: Path | None = None,
+                 should_stop: Callable[[], bool] | None = None,
+                 extra_state: dict | None = None) -> None:
+        self.model, self.cfg, self.data, self.device = model, cfg, data, device
+        self.val, self.y_mu, self.y_sigma = val, y_mu, y_sigma
+        self.callbacks = callbacks
+        self.ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.should_stop = should_stop or (lambda: False)
+        self.extra_state = extra_state or {}
+        self.loss_fn = make_loss(cfg.loss)
+        self.spe = data.steps_per_epoch(cfg.batch_size)
+        self.total_steps = cfg.epochs * self.spe
+        if cfg.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.warmup_steps = max(1, int(round(cfg.warmup_frac * self.total_steps)))
+        self.opt = make_optimizer(model, cfg)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lr_lambda(self.total_steps, self.warmup_steps, cfg.min_lr / cfg.lr))
+        self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.state = LoopState()
+        self.best_state: dict | None = None
+        self.fwd = torch.compile(model) if cfg.use_compile else model
+
+    # ------------------------------------------------------------------ checkpoints
+    def _rng_state(self) -> dict:
+        s = {"torch": torch.get_rng_state(), "noise": self.noise_gen.get_state()}
+        if self.device.type == "cuda":
+            s["cuda"] = torch.cuda.get_rng_state(self.device)
+        return s
+
+    def save_last(self) -> None:
+        if self.ckpt_dir is None:
+            return
+        st = self.state
+        payload = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                   "scheduler": self.sched.state_dict(), "rng": self._rng_state(),
+                   "loop": {"epoch": st.epoch, "step_in_epoch": st.step_in_epoch,
+                            "global_step": st.global_step, "best_r2": st.best_r2,
+                            "best_epoch": st.best_epoch, "collapse_run": st.collapse_run,
+                            "history": st.history},
+                   **self.extra_state}
+        _atomic_save(payload, self.ckpt_dir / "last.pt")
+
+    def _save_best(self) -> None:
+        self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if self.ckpt_dir is not None:
+            _atomic_save({"model": self.best_state, "epoch": self.state.best_epoch,
+                          "val_r2": self.state.best_r2, **self.extra_state},
+                         self.ckpt_dir / "best.pt")
+
+    def restore(self) -> bool:
+        """Load last.pt when present; True if the run resumes from it."""
+        path = self.ckpt_dir / "last.pt" if self.ckpt_dir else None
+        if path is None or not path.exists():
+            return False
+        ck = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng"]["torch"].cpu())
+        self.noise_gen.set_state(ck["rng"]["noise"].cpu())
+        if "cuda" in ck["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ck["rng"]["cuda"].cpu(), self.device)
+        self.state = LoopState(**ck["loop"])
+        best = self.ckpt_dir / "best.pt"
+        if best.exists():
+            self.best_state = torch.load(best, map_location=self.device,
+                                         weights_only=True)["model"]
+        return True
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, resume: bool = False) -> FitOutcome:
+        if resume:
+            self.restore()
+        st, cfg = self.state, self.cfg
+        emit(self.callbacks, "start", total=self.total_steps, unit="step", what="train vit")
+        t0, steps0 = time.perf_counter(), st.global_step
+        last_emit = 0.0
+        while st.global_step < self.total_steps:
+            t_epoch, n_seen, n_local, loss_sum = time.perf_counter(), 0, 0, None
+            batches = self.data.batches(cfg.seed, st.epoch, cfg.batch_size, st.step_in_epoch)
+            for flux, err, y in batches:
+                if self.should_stop():
+                    self.save_last()
+                    return self._outcome(stopped=True)
+                loss = self._step(flux, err, y)
+                loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+                n_seen += len(y)
+                n_local += 1
+                st.step_in_epoch += 1
+                st.global_step += 1
+                if self.device.type == "cpu" or st.global_step % 50 == 0:
+                    self._check_finite(loss_sum)
+                now = time.perf_counter()
+                if now - last_emit > 1.0:
+                    last_emit = now
+                    self._progress(t0, steps0, loss=float(loss.detach()))
+                if st.global_step >= self.total_steps:
+                    break
+            self._check_finite(loss_sum)
+            self._end_epoch(loss_sum, n_local, n_seen, time.perf_counter() - t_epoch, t0, steps0)
+            if self.should_stop():
+                self.save_last()
+                return self._outcome(stopped=True)
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self._outcome(stopped=False)
+
+    def _step(self, flux, err, y) -> torch.Tensor:
+        """One optimisation step on a batch with fresh noise drawn on the device."""
+        self.model.train()
+        eps = torch.randn(flux.shape, generator=self.noise_gen, device=self.device)
+        noisy = flux + eps * err * self.cfg.noise_level
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.use_amp):
+            pred = self.fwd(noisy).float()
+        loss = self.loss_fn(pred, y.view(pred.shape))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        return loss
+
+    def _check_finite(self, loss_sum) -> None:
+        if loss_sum is not None and not bool(torch.isfinite(loss_sum)):
+            st = self.state
+            raise RunError(
+                f"non-finite loss at epoch {st.epoch} step {st.global_step} "
+                f"(training diverged)", key="loss",
+                hint="lower lr, keep grad_clip (0.5), check the input flux/error for NaN")
+
+    def _end_epoch(self, loss_sum, n_batches: int, n_seen: int, dt: float, t0: float,
+                   steps0: int) -> None:
+        """Validate, report metrics, keep the best weights, checkpoint (after a resume the
+        train loss of the resumed epoch covers only the batches trained since)."""
+        st = self.state
+        train_loss = float(loss_sum) / n_batches if loss_sum is not None else float("nan")
+        rec = {"epoch": st.epoch, "train_loss": train_loss, "lr": self.sched.get_last_lr()[0],
+               "samples_per_s": n_seen / max(dt, 1e-9)}
+        rec.update(self._validate())
+        st.history.append(rec)
+        for name in ("train_loss", "lr", "samples_per_s"):
+            emit(self.callbacks, "metric", step=st.epoch, name=name, value=rec[name],
+                 split="train")
+        for name in ("val_r2", "val_mae"):
+            if name in rec:
+                emit(self.callbacks, "metric", step=st.epoch, name=name[4:], value=rec[name],
+                     split="val")
+        self._select_and_guard(rec)
+        st.epoch += 1
+        st.step_in_epoch = 0
+        self._progress(t0, steps0, loss=rec["train_loss"], val_r2=rec.get("val_r2"))
+        self.save_last()
+
+    def _validate(self) -> dict:
+        if self.val is None:
+            return {}
+        X, y = self.val
+        z = predict_z(self.fwd, X, self.device, self.cfg.eval_batch_size, self.cfg.use_amp)
+        pred = z * self.y_sigma + self.y_mu
+        r2, mae = r2_mae(y.reshape(pred.shape), pred)
+        return {"val_r2": float(r2.mean()), "val_mae": float(mae.mean()),
+                "pred_std_ratio": float((pred.std(0) / np.maximum(y.reshape(pred.shape)
+                                                                  .std(0), 1e-12)).min())}
+
+    def _select_and_guard(self, rec: dict) -> None:
+        """Keep the best epoch by val R² (dex); raise on a collapse to the mean."""
+        st = self.state
+        if "val_r2" not in rec:
+            self.best_state = None          # no validation: the last weights are the result
+            st.best_epoch, st.best_r2 = st.epoch, float("nan")
+            return
+        if rec["val_r2"] > st.best_r2:
+            st.best_r2, st.best_epoch = rec["val_r2"], st.epoch
+            self._save_best()
+        collapsed = rec["val_r2"] < 0.01 and rec["pred_std_ratio"] < 0.05
+        # small sets sit at the mean for a while before learning: only count after the
+        # warmup AND the first quarter of the run (the research SW runs stayed collapsed)
+        past_warmup = st.global_step > max(self.warmup_steps, self.total_steps // 4)
+        st.collapse_run = st.collapse_run + 1 if (collapsed and past_warmup) else 0
+        if st.collapse_run >= self.cfg.collapse_patience:
+            raise RunError(
+                f"collapse to the mean: val R² {rec['val_r2']:.4f} and prediction std "
+                f"{100 * rec['pred_std_ratio']:.2f}% of the label std for "
+                f"{st.collapse_run} consecutive epochs (epoch {st.epoch})", key="val_r2",
+                hint="lower lr (e.g. 1.5e-4), use the C1D tokenizer, keep grad_clip 0.5")
+
+    def _progress(self, t0: float, steps0: int, **fields) -> None:
+        st = self.state
+        done = st.global_step - steps0
+        rate = done / max(time.perf_counter() - t0, 1e-9)
+        eta = (self.total_steps - st.global_step) / rate if rate > 0 else None
+        fields = {k: v for k, v in fields.items() if v is not None}
+        emit(self.callbacks, "progress", done=st.global_step, total=self.total_steps,
+             epoch=st.epoch, eta=eta, **fields)
+
+    def _outcome(self, stopped: bool) -> FitOutcome:
+        st = self.state
+        return FitOutcome(stopped=stopped, best_epoch=st.best_epoch, best_r2=st.best_r2,
+                          history=list(st.history))
+
+
+def _atomic_save(obj, path: Path) -> None:
+    """torch.save to a temporary name, then rename (never a half-written checkpoint)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)

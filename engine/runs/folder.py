@@ -1,0 +1,138 @@
+"""The run folder `<ws>/runs/<run_id>/`: run.json, the append-only events.jsonl (with a
+heartbeat thread), atomic JSON writes.
+
+Why files and not the store: DuckDB allows one writer; a training process only ever writes
+its own folder, and `ingest` copies it into the store afterwards (ARCHITECTURE.md §2)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.paths import runs_dir
+
+HEARTBEAT_S = 5.0
+
+
+def new_run_id(model: str) -> str:
+    """`<model>-<YYYYmmdd-HHMMSS>-<4 hex>` (UTC)."""
+    return f"{model}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary name in the same folder, then rename over `path`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(_plain(data), indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / "run.json").read_text())
+
+
+def update_run_json(run_dir: Path, **fields: Any) -> dict[str, Any]:
+    data = read_run_json(run_dir)
+    data.update(fields)
+    write_json_atomic(Path(run_dir) / "run.json", data)
+    return data
+
+
+def create_run_folder(workspace: Path, spec: Any, *, dataset: dict[str, Any],
+                      prov: dict[str, Any]) -> Path:
+    """Make `runs/<run_id>/` with checkpoints/, run.json and a first `queued` event."""
+    root = runs_dir(Path(workspace))
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_id = new_run_id(spec.model)
+        run_dir = root / run_id
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            continue
+    (run_dir / "checkpoints").mkdir()
+    doc = {"run_id": run_id, "model": spec.model, "preset": spec.preset,
+           "config_hash": spec.config_hash(), "params": dict(spec.params),
+           "spec": spec.to_json(), "dataset": dataset, "train_size": spec.train_size,
+           "noise_level": spec.noise_level, "seed": spec.seed, "test_split": spec.test_split,
+           "val_split": spec.val_split, "device": spec.device, "executor": spec.executor,
+           **prov, "pid": None, "created": time.time()}
+    write_json_atomic(run_dir / "run.json", doc)
+    EventLog(run_dir / "events.jsonl")("queued", run_id=run_id)
+    return run_dir
+
+
+class EventLog:
+    """An engine callback appending one JSON line per event (thread-safe, flushed per
+    line so a reader tailing the file, or a crash, sees whole lines)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, /, **fields: Any) -> None:
+        line = json.dumps({"t": time.time(), "event": event, **_plain(fields)},
+                          allow_nan=False, default=str)
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+
+
+class Heartbeat:
+    """A daemon thread writing `heartbeat` (with current RSS) every `interval` seconds:
+    ingest calls a run `lost` when both its process and its heartbeat are gone."""
+
+    def __init__(self, log: EventLog, interval: float = HEARTBEAT_S) -> None:
+        self.log, self.interval = log, float(interval)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
+
+    def start(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2 * self.interval)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.log("heartbeat", rss_mb=current_rss_mb(), peak_rss_mb=peak_rss_mb())
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (ru_maxrss is KiB on Linux)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mb() -> float | None:
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2 ** 20
+    except Exception:  # psutil missing or the process table unreadable
+        return None
+
+
+def _plain(x: Any) -> Any:
+    """JSON-safe copy: numpy scalars/arrays → Python, NaN/inf → None, tuples → lists."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):
+        return _plain(x.tolist())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Path):
+        return str(x)
+    return x

@@ -1,0 +1,43 @@
+"""Model name → adapter class ("module:Class"), imported lazily.
+
+Why lazy: adapters pull in heavy libraries (lightgbm, torch); `logg-engine --help` and the
+TUI must not pay for them, and a model whose adapter is missing or broken fails only when
+someone asks for it. A new model joins every command (run, scaling, TUI) by one line here."""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+from typing import Any
+
+from engine.errors import SpecError
+
+ADAPTERS: dict[str, str] = {
+    "ridge": "engine.models.ridge_adapter:RidgeAdapter",
+    "lgbm": "engine.models.lgbm_adapter:LGBMAdapter",
+    "vit": "engine.models.vit.adapter:ViTAdapter",
+}
+
+
+def model_names() -> list[str]:
+    return list(ADAPTERS)
+
+
+@lru_cache(maxsize=None)
+def get_adapter(model: str) -> Any:
+    """An adapter instance for `model`; SpecError for an unknown or unavailable model."""
+    if model not in ADAPTERS:
+        raise SpecError(f"unknown model {model!r}", key="model",
+                        hint=f"use one of: {', '.join(ADAPTERS)}")
+    module_name, _, cls_name = ADAPTERS[model].partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise SpecError(f"model {model!r} is not available: {exc}", key="model",
+                        hint=f"its adapter {ADAPTERS[model]} could not be loaded") from None
+    return cls()
+
+
+def presets(model: str) -> dict[str, dict]:
+    """The model's presets (first = default)."""
+    return dict(get_adapter(model).presets)

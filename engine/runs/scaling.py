@@ -1,0 +1,120 @@
+"""The scaling grid (models × training sizes) run sequentially through the local executor,
+skipping every point the store already holds with the same key, and its table read back
+from the store (never from memory: ORIGINAL_SYSTEM.md §9.2 item 5).
+
+A model joins the grid by being in the registry (engine.runs.registry)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.errors import SpecError
+from engine.runs.spec import RunSpec, build_spec
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    spec: RunSpec
+    fingerprint: str
+    existing_run: str | None  # a finished run with the same key, or None
+
+
+def plan_grid(models: Sequence[str], sizes: Sequence[str | int], *, workspace: Path,
+              dataset: str | None = None, presets: Mapping[str, str | None] | None = None,
+              overrides: Mapping[str, Sequence[str]] | None = None,
+              noise_level: float = 1.0, seed: int = 0, test_split: str = "test",
+              val_split: str | None = "val", device: str = "auto") -> list[GridPoint]:
+    """Every spec of the grid, validated before anything runs (a size larger than the
+    dataset is a SpecError here), each with the finished run that already covers it."""
+    from engine.store.read import find_finished_run
+
+    if not models or not sizes:
+        raise SpecError("empty grid", key="models/sizes", hint="give --models and --sizes")
+    specs = [build_spec(m, workspace=workspace, size=s, dataset=dataset,
+                        preset=(presets or {}).get(m), overrides=(overrides or {}).get(m, ()),
+                        noise_level=noise_level, seed=seed, test_split=test_split,
+                        val_split=val_split, device=device)
+             for m in models for s in sizes]
+    fps = {p: dataset_info(p)["fingerprint"] for p in {s.dataset_path for s in specs}}
+    points = []
+    for spec in specs:
+        fp = fps[spec.dataset_path]
+        found = find_finished_run(workspace, model=spec.model, config_hash=spec.config_hash(),
+                                  dataset_fingerprint=fp, train_size=spec.train_size,
+                                  noise_level=spec.noise_level, seed=spec.seed,
+                                  test_split=spec.test_split)
+        points.append(GridPoint(spec, fp, found))
+    return points
+
+
+def dataset_info(path: str | Path) -> dict[str, Any]:
+    """{name, path, fingerprint, splits} of a dataset folder, for run.json."""
+    from engine.io.dataset import Dataset
+
+    with Dataset(path) as ds:
+        splits = {"train": sum(ds.rows(s) for s in ds.alias("train"))}
+        for role in ("val", "test"):
+            try:
+                splits[role] = ds.rows(ds.alias(role)[0])
+            except Exception:  # noqa: BLE001 - a dataset without that role
+                splits[role] = None
+        return {"name": ds.name, "path": str(ds.root), "fingerprint": ds.fingerprint(),
+                "splits": splits, "shards": {s: ds.rows(s) for s in ds.shards}}
+
+
+def run_grid(points: Sequence[GridPoint], *, workspace: Path,
+             on_point: Callable[[int, GridPoint, str], None] | None = None,
+             run_one: Callable[[RunSpec], tuple[str, str]] | None = None,
+             ) -> list[tuple[GridPoint, str, str]]:
+    """Run the points not yet in the store, one after the other. `run_one(spec)` →
+    (run_id, status) does one run (the CLI passes one that draws progress); returns
+    (point, run_id, status) for every point, skipped ones with status 'skipped'."""
+    run_one = run_one or (lambda spec: launch_and_wait(spec, workspace))
+    done = []
+    for k, point in enumerate(points):
+        if point.existing_run:
+            if on_point:
+                on_point(k, point, "skipped")
+            done.append((point, point.existing_run, "skipped"))
+            continue
+        if on_point:
+            on_point(k, point, "running")
+        run_id, status = run_one(point.spec)
+        done.append((point, run_id, status))
+    return done
+
+
+def launch_and_wait(spec: RunSpec, workspace: Path,
+                    callbacks: Sequence[Callable[..., None]] = ()) -> tuple[str, str]:
+    """Create the run folder, run the worker subprocess, follow it to its end."""
+    from engine.runs.executor import LocalExecutor, follow
+    from engine.runs.folder import create_run_folder
+    from engine.runs.provenance import provenance
+
+    run_dir = create_run_folder(workspace, spec, dataset=dataset_info(spec.dataset_path),
+                                prov=provenance())
+    proc = LocalExecutor().launch(run_dir)
+    end = follow(run_dir, proc, callbacks)
+    proc.wait()
+    return run_dir.name, (end or {}).get("status", "lost")
+
+
+def grid_table(workspace: Path, run_ids: Sequence[str]) -> pd.DataFrame:
+    """The grid's rows of the store's scaling curve (model, train_size, R² with CI,
+    MAE with CI), read from results.duckdb."""
+    from engine.store.read import query_df
+
+    if not run_ids:
+        return pd.DataFrame()
+    marks = ", ".join("?" for _ in run_ids)
+    return query_df(workspace, f"""
+        SELECT r.model, r.train_size, r.noise_level, r.seed, o.r2, o.r2_lo, o.r2_hi,
+               o.mae, o.mae_lo, o.mae_hi, o.n, r.run_id
+        FROM runs r JOIN run_overall o ON o.run_id = r.run_id AND o.subset = 'all'
+        WHERE r.run_id IN ({marks}) AND r.status = 'finished'
+        ORDER BY r.model, r.train_size""", list(run_ids))

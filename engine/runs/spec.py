@@ -1,0 +1,193 @@
+"""RunSpec: the validated, frozen description of one run, built at the edge (CLI / TUI)
+and the only thing passed inward (to the run folder, the worker and the runner).
+
+Why here and typed: the research lost track of which α, which split and which noise a
+number came from (ORIGINAL_SYSTEM.md §9.2 items 1, 2, 9). Every hyper-parameter is
+resolved (preset values overridden by ``--set key=value``, each parsed to the preset
+value's type) before the run starts and is written to run.json with a config hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from engine.errors import DataError, SpecError
+
+EXECUTORS = ("local", "ray")  # ray: engine.runs.ray_executor (a teammate's)
+DEFAULT_DATASET = "default"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run. ``params`` are the resolved hyper-parameters (read-only mapping)."""
+
+    model: str
+    preset: str
+    params: Mapping[str, Any]
+    dataset: str                      # name or path, as the user gave it
+    dataset_path: str                 # the resolved dataset folder (absolute)
+    train_size: int
+    noise_level: float = 1.0
+    seed: int = 0
+    test_split: str = "test"
+    val_split: str | None = "val"
+    device: str = "auto"
+    executor: str = "local"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        if not self.model:
+            raise SpecError("empty model name", key="model")
+        if int(self.train_size) <= 0:
+            raise SpecError(f"train_size must be > 0, got {self.train_size}", key="size")
+        if not float(self.noise_level) > 0:
+            raise SpecError(f"noise_level must be > 0, got {self.noise_level}",
+                            key="noise_level", hint="1.0 = nominal PFS noise")
+        if self.executor not in EXECUTORS:
+            raise SpecError(f"unknown executor {self.executor!r}", key="executor",
+                            hint=f"use one of: {', '.join(EXECUTORS)}")
+        if not self.test_split:
+            raise SpecError("empty test split", key="test_split")
+
+    def config_hash(self) -> str:
+        """16 hex of sha256 over the model and its resolved hyper-parameters: two runs
+        with the same hash trained the same model the same way (data keyed separately)."""
+        doc = json.dumps({"model": self.model, "params": dict(self.params)},
+                         sort_keys=True, default=str)
+        return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in _FIELDS}
+        d["params"] = dict(self.params)
+        return d
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "RunSpec":
+        return cls(**{k: data[k] for k in _FIELDS if k in data})
+
+
+_FIELDS = ("model", "preset", "params", "dataset", "dataset_path", "train_size",
+           "noise_level", "seed", "test_split", "val_split", "device", "executor")
+
+
+# --------------------------------------------------------------------------- building
+def build_spec(model: str, *, workspace: str | Path, size: str | int,
+               dataset: str | None = None, preset: str | None = None,
+               overrides: Sequence[str] = (), noise_level: float = 1.0, seed: int = 0,
+               test_split: str = "test", val_split: str | None = "val",
+               device: str = "auto", executor: str = "local") -> RunSpec:
+    """Validate user input and resolve it into a RunSpec. Every bad input is a
+    SpecError (exit 2) naming the field and the fix, data problems included."""
+    from engine.io.dataset import parse_size
+    from engine.runs.registry import get_adapter
+
+    adapter = get_adapter(model)
+    preset = preset or next(iter(adapter.presets))
+    params = resolve_params(model, adapter.presets, preset, overrides)
+    n = parse_size(size)
+    ds = _open_dataset(dataset or DEFAULT_DATASET, workspace)
+    try:
+        _check_splits(ds, n, test_split, val_split)
+        return RunSpec(model=model, preset=preset, params=params,
+                       dataset=str(dataset or DEFAULT_DATASET), dataset_path=str(ds.root),
+                       train_size=n, noise_level=float(noise_level), seed=int(seed),
+                       test_split=test_split, val_split=val_split or None, device=device,
+                       executor=executor)
+    finally:
+        ds.close()
+
+
+def resolve_params(model: str, presets: Mapping[str, Mapping[str, Any]], preset: str,
+                   overrides: Sequence[str]) -> dict[str, Any]:
+    """Preset values overridden by ``key=value`` strings, each parsed to the type of the
+    preset's value (lists element-wise, comma-separated)."""
+    if preset not in presets:
+        raise SpecError(f"unknown preset {preset!r} for model {model!r}", key="preset",
+                        hint=f"use one of: {', '.join(presets)}")
+    params = dict(presets[preset])
+    for item in overrides:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SpecError(f"bad override {item!r}", key="set", hint="write --set key=value")
+        if key not in params:
+            raise SpecError(f"unknown parameter {key!r} for {model} preset {preset!r}",
+                            key=key, hint=f"valid keys: {', '.join(sorted(params))}")
+        params[key] = parse_value(key, text.strip(), _type_example(presets, key))
+    return params
+
+
+def _type_example(presets: Mapping[str, Mapping[str, Any]], key: str) -> Any:
+    """The value whose type an override must take: the first non-empty one any preset
+    of the model gives for this key."""
+    values = [p[key] for p in presets.values() if key in p]
+    for v in values:
+        if v is not None and v != [] and v != ():
+            return v
+    return values[0] if values else None
+
+
+def parse_value(key: str, text: str, example: Any) -> Any:
+    """Parse ``text`` to the type of ``example`` (bool, int, float, str, list)."""
+    try:
+        if isinstance(example, bool):
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if isinstance(example, int):
+            f = float(text)
+            if f != int(f):
+                raise ValueError(text)
+            return int(f)
+        if isinstance(example, float):
+            return float(text)
+        if isinstance(example, (list, tuple)):
+            elem = example[0] if example else 0.0
+            return [parse_value(key, t.strip(), elem) for t in text.split(",") if t.strip()]
+        if example is None:
+            return None if text.lower() in ("", "none", "null") else json.loads(text)
+        return text
+    except (ValueError, json.JSONDecodeError):
+        kind = type(example).__name__ if not isinstance(example, (list, tuple)) \
+            else f"comma-separated list of {type(example[0] if example else 0.0).__name__}"
+        raise SpecError(f"bad value {text!r} for {key}: expected {kind}", key=key,
+                        hint=f"e.g. --set {key}={_show(example)}") from None
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v[:3])
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _open_dataset(name: str, workspace: str | Path):
+    """resolve_dataset, with its DataError turned into a SpecError (user input)."""
+    from engine.io.dataset import resolve_dataset
+
+    try:
+        return resolve_dataset(name, workspace)
+    except DataError as exc:
+        raise SpecError(exc.message, path=exc.path, key="dataset", hint=exc.hint) from None
+
+
+def _check_splits(ds: Any, n: int, test_split: str, val_split: str | None) -> None:
+    """The training size fits and the named splits exist — checked before anything runs."""
+    try:
+        ds.train(n)
+        ds.split(test_split)
+        if val_split:
+            ds.split(val_split)
+    except DataError as exc:
+        raise SpecError(exc.message, path=exc.path, key=exc.key, hint=exc.hint) from None
+
+
+def available_train_rows(ds: Any) -> int:
+    return sum(ds.rows(s) for s in ds.alias("train"))

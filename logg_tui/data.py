@@ -1,0 +1,457 @@
+"""Every store query and file tail the TUI makes, as plain functions returning DataFrames
+or dicts. The only module of logg_tui that touches DuckDB.
+
+Why plain functions: screens call them from `@work(thread=True)` workers, tests call them
+directly, and the benchmark times them. Each opens one short read-only connection
+(`engine.store.connect.connect_ro`, which blocks writers while open) with a short lock
+timeout, so a held store surfaces as `StoreBusy` (a status line), never a frozen UI."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import StoreError
+from engine.paths import runs_dir, store_path
+
+if TYPE_CHECKING:  # pandas is imported lazily: the first screen does not need it
+    import pandas as pd
+
+LOCK_TIMEOUT_S = 2.0
+RUNS_LIMIT = 100   # first page; sort and filter run in SQL over every run, `+` loads more
+RUN_COLUMNS = ["run_id", "status", "model", "preset", "size", "noise", "r2", "mae",
+               "duration_s", "started", "dataset"]
+SORTABLE = set(RUN_COLUMNS)
+VIEWS = {
+    "leaderboard": "finished runs ranked by R² within (dataset, test split, noise level)",
+    "scaling_curve": "latest finished run per (model, dataset, noise, train size)",
+    "r2_vs_snr": "per-SNR-bin R², its CI and the CRLB ceiling r2_max per run",
+    "bin_table": "every bin_metrics row with the run's model/dataset/size/noise",
+    "run_overall": "one row per (run, subset) with r2, CIs, mae, rmse, bias, ...",
+    "moe_bins": "MoE oracle per bin (expert vs global R²) of each `moe oracle` analysis",
+    "moe_overall": "MoE oracle overall (covered / all) with paired CIs",
+    "moe_gates": "learned-gate MoE per bin and overall (R², ρ, accuracy, fallback rate)",
+    "deleakage": "error-vector feature strategies: log g R² vs SNR R², passed",
+    "ceiling": "Fisher/CRLB ceiling per SNR / magnitude bin, runs beside it",
+}
+
+_RUNS_SQL = """
+SELECT r.run_id, r.status, r.model, r.preset, r.train_size AS size, r.noise_level AS noise,
+       o.r2, o.mae, r.duration_s, r.started, r.dataset_name AS dataset
+FROM runs r LEFT JOIN run_overall o ON o.run_id = r.run_id AND o.subset = 'all'
+"""
+
+
+class StoreBusy(Exception):
+    """Another process holds the store (or there is none yet): show it, do not crash."""
+
+
+@dataclass
+class RunsPage:
+    """One page of the Runs table (plain tuples: no pandas on the start-up path) plus
+    the total matching count."""
+
+    columns: list[str]
+    rows: list[tuple]
+    total: int
+
+    def column(self, name: str) -> list[Any]:
+        j = self.columns.index(name)
+        return [r[j] for r in self.rows]
+
+
+@dataclass
+class RunDetail:
+    run: dict[str, Any]
+    params: pd.DataFrame
+    overall: pd.DataFrame
+    bins: pd.DataFrame
+    history: pd.DataFrame
+    sample: pd.DataFrame
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+def query(ws: Path, sql: str, params: list | None = None, *,
+          timeout_s: float = LOCK_TIMEOUT_S) -> pd.DataFrame:
+    """One read-only query; StoreBusy when the store is missing or held too long."""
+    from engine.store.connect import connect_ro
+
+    if not store_path(ws).exists():
+        raise StoreBusy(f"no results store yet at {store_path(ws)}; "
+                        "run `logg-engine run ridge --size 10k`")
+    try:
+        with connect_ro(ws, timeout_s=timeout_s) as con:
+            return con.execute(sql, params or []).df()
+    except StoreError as exc:
+        raise StoreBusy(exc.message) from exc
+
+
+def user_query(ws: Path, sql: str, limit: int = 2000) -> tuple[pd.DataFrame, bool]:
+    """A user's SQL on a read-only connection (writes fail in DuckDB itself); at most
+    `limit` rows come back, and whether more were cut off."""
+    import pandas as pd
+
+    from engine.store.connect import connect_ro
+
+    if not store_path(ws).exists():
+        raise StoreBusy("no results store yet")
+    try:
+        with connect_ro(ws, timeout_s=LOCK_TIMEOUT_S) as con:
+            res = con.execute(sql.strip().rstrip(";"))
+            if not res.description:  # a statement without a result (SET, PRAGMA ...)
+                return pd.DataFrame(), False
+            cols = [c[0] for c in res.description]
+            rows = res.fetchmany(limit + 1)
+            return pd.DataFrame(rows[:limit], columns=cols), len(rows) > limit
+    except StoreError as exc:
+        raise StoreBusy(exc.message) from exc
+
+
+def runs_page(ws: Path, *, text: str = "", where: str = "", sort: str = "started",
+              descending: bool = True, limit: int = RUNS_LIMIT) -> RunsPage:
+    """The Runs table: quick text filter (run id, model, status, preset, dataset) and/or a
+    SQL WHERE fragment over the displayed column names."""
+    if sort not in SORTABLE:
+        sort = "started"
+    conds, params = [], []
+    if text:
+        conds.append("concat_ws(' ', run_id, model, status, preset, dataset) ILIKE ?")
+        params.append(f"%{text}%")
+    if where.strip():
+        conds.append(f"({where})")
+    cond = f"WHERE {' AND '.join(conds)}" if conds else ""
+    order = f"ORDER BY {sort} {'DESC' if descending else 'ASC'} NULLS LAST, run_id"
+    sql = (f"SELECT *, count(*) OVER () AS _total FROM ({_RUNS_SQL}) {cond} {order} "
+           f"LIMIT {int(limit)}")
+    from engine.store.connect import connect_ro
+
+    if not store_path(ws).exists():
+        raise StoreBusy(f"no results store yet at {store_path(ws)}; "
+                        "run `logg-engine run ridge --size 10k`")
+    try:
+        with connect_ro(ws, timeout_s=LOCK_TIMEOUT_S) as con:
+            res = con.execute(sql, params)
+            cols = [c[0] for c in res.description]
+            rows = res.fetchall()
+    except StoreError as exc:
+        raise StoreBusy(exc.message) from exc
+    total = int(rows[0][-1]) if rows else 0
+    return RunsPage(cols[:-1], [r[:-1] for r in rows], total)
+
+
+def run_detail(ws: Path, run_id: str, sample_rows: int = 2000) -> RunDetail:
+    """Everything the Run detail screen shows, in one connection."""
+    from engine.store.connect import connect_ro
+
+    try:
+        with connect_ro(ws, timeout_s=LOCK_TIMEOUT_S) as con:
+            def q(sql: str) -> pd.DataFrame:
+                return con.execute(sql, [run_id]).df()
+
+            run = q("SELECT * FROM runs WHERE run_id = ?")
+            if run.empty:
+                raise StoreBusy(f"run {run_id} is not in the store")
+            params = q("SELECT key, value_type, num_value, text_value FROM run_params "
+                       "WHERE run_id = ? ORDER BY key")
+            overall = q("SELECT subset, metric, value, lo, hi FROM run_metrics "
+                        "WHERE run_id = ? ORDER BY subset, metric")
+            bins = q("SELECT scheme, bin, label, n, r2, r2_lo, r2_hi, mae, rmse, bias, "
+                     "r2_max, eta FROM bin_metrics WHERE run_id = ? ORDER BY scheme, bin")
+            history = q("SELECT step, split, name, value FROM metric_history "
+                        "WHERE run_id = ? ORDER BY name, step")
+            sample = con.execute(
+                "SELECT y_true, y_pred, snr FROM predictions WHERE run_id = ? "
+                f"USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE (0)",
+                [run_id]).df()
+    except StoreError as exc:
+        raise StoreBusy(exc.message) from exc
+    row = {k: _py(v) for k, v in run.iloc[0].items()}
+    try:
+        spec = json.loads(row.get("spec") or "{}")
+    except (TypeError, ValueError):
+        spec = {}
+    return RunDetail(row, params, overall, bins, history, sample, spec)
+
+
+def param_value(row: pd.Series) -> Any:
+    """run_params' typed value back as Python."""
+    t = row["value_type"]
+    if t == "int":
+        return int(row["num_value"])
+    if t in ("float",):
+        return float(row["num_value"])
+    if t == "bool":
+        return bool(row["num_value"])
+    if t == "null":
+        return None
+    return row["text_value"]
+
+
+def compare(ws: Path, run_ids: list[str], scheme: str = "snr") -> dict[str, pd.DataFrame]:
+    """Config keys that differ, metric deltas vs the first run, per-bin ΔR² vs the first."""
+    ids = list(dict.fromkeys(run_ids))
+    marks = ", ".join("?" * len(ids))
+    from engine.store.connect import connect_ro
+
+    try:
+        with connect_ro(ws, timeout_s=LOCK_TIMEOUT_S) as con:
+            runs = con.execute(f"SELECT run_id, model, preset, dataset_name AS dataset, "
+                               f"train_size, noise_level, seed, test_split FROM runs "
+                               f"WHERE run_id IN ({marks})", ids).df()
+            params = con.execute(f"SELECT * FROM run_params WHERE run_id IN ({marks})",
+                                 ids).df()
+            overall = con.execute(f"SELECT run_id, r2, r2_lo, r2_hi, mae, rmse, bias, n "
+                                  f"FROM run_overall WHERE subset = 'all' AND run_id IN "
+                                  f"({marks})", ids).df()
+            bins = con.execute(f"SELECT run_id, bin, label, r2 FROM bin_metrics WHERE "
+                               f"scheme = ? AND run_id IN ({marks})", [scheme, *ids]).df()
+    except StoreError as exc:
+        raise StoreBusy(exc.message) from exc
+    return {"config": _config_diff(runs, params, ids), "metrics": _metric_deltas(overall, ids),
+            "bins": _bin_deltas(bins, ids)}
+
+
+def _config_diff(runs: pd.DataFrame, params: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    cfg: dict[str, dict[str, Any]] = {i: {} for i in ids}
+    for _, r in runs.iterrows():
+        cfg[r["run_id"]].update({k: _py(r[k]) for k in runs.columns if k != "run_id"})
+    for _, p in params.iterrows():
+        cfg[p["run_id"]][f"param.{p['key']}"] = param_value(p)
+    keys = sorted({k for c in cfg.values() for k in c})
+    rows = []
+    for k in keys:
+        vals = [cfg[i].get(k) for i in ids]
+        if len({json.dumps(v, default=str) for v in vals}) > 1:
+            rows.append({"key": k, **{i: _fmt(v) for i, v in zip(ids, vals)}})
+    return pd.DataFrame(rows, columns=["key", *ids])
+
+
+def _metric_deltas(overall: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    o = overall.set_index("run_id").reindex(ids)
+    rows = []
+    for metric in ("r2", "mae", "rmse", "bias"):
+        base = o[metric].iloc[0]
+        row: dict[str, Any] = {"metric": metric}
+        for i in ids:
+            v = o.at[i, metric]
+            row[i] = v
+            row[f"Δ {i}"] = None if i == ids[0] or pd.isna(v) or pd.isna(base) else v - base
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _bin_deltas(bins: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    if bins.empty:
+        return pd.DataFrame(columns=["bin", "label"])
+    wide = bins.pivot_table(index=["bin", "label"], columns="run_id", values="r2",
+                            aggfunc="first").reindex(columns=ids)
+    out = wide.reset_index()
+    for i in ids[1:]:
+        out[f"ΔR² {i}"] = wide[i].to_numpy() - wide[ids[0]].to_numpy()
+    return out
+
+
+def scaling(ws: Path) -> pd.DataFrame:
+    """The scaling_curve view (model, dataset, noise_level, train_size, r2, mae, ...)."""
+    return query(ws, "SELECT * FROM scaling_curve ORDER BY model, dataset, noise_level, "
+                     "train_size")
+
+
+def default_snr_runs(ws: Path, k: int = 4) -> list[str]:
+    """Without a selection, R² vs SNR shows the best finished run of each model."""
+    df = query(ws, "SELECT model, arg_max(run_id, r2) AS run_id FROM leaderboard "
+                   "GROUP BY model ORDER BY max(r2) DESC NULLS LAST LIMIT ?", [k])
+    return df["run_id"].tolist()
+
+
+def r2_vs_snr(ws: Path, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-bin rows of the r2_vs_snr view for the runs, the ceiling band per SNR bin
+    from the latest `logg-engine ceiling` analysis of their dataset: columns x (bin
+    midpoint), lo, hi, analysis_id — empty when there is none)."""
+    import pandas as pd
+
+    if not run_ids:
+        return pd.DataFrame(), pd.DataFrame()
+    marks = ", ".join("?" * len(run_ids))
+    rows = query(ws, f"SELECT * FROM r2_vs_snr WHERE run_id IN ({marks}) ORDER BY run_id, bin",
+                 list(run_ids))
+    if not _has_views(ws, "ceiling") or rows.empty:
+        return rows, pd.DataFrame()
+    dataset = str(rows["dataset"].iloc[0])
+    ceiling = query(ws, """
+        WITH latest AS (
+            SELECT c.analysis_id FROM ceiling c JOIN analyses a USING (analysis_id)
+            WHERE c.section = 'dataset' AND c.scheme = 'snr'
+            ORDER BY (c.dataset = ?) DESC, a.created DESC NULLS LAST LIMIT 1)
+        SELECT (lo + hi) / 2 AS x,
+               least(r2_max_bin, coalesce(r2_max_bayes, r2_max_bin)) AS lo,
+               greatest(r2_max_bin, coalesce(r2_max_bayes, r2_max_bin)) AS hi, analysis_id
+        FROM ceiling WHERE analysis_id = (SELECT analysis_id FROM latest)
+          AND section = 'dataset' AND scheme = 'snr' AND r2_max_bin IS NOT NULL
+        ORDER BY x""", [dataset])
+    return rows, ceiling
+
+
+def moe_tables(ws: Path) -> dict[str, pd.DataFrame]:
+    """The latest MoE oracle (per bin), gate (R² per bin, one column per gate/routing,
+    as the research's table) and de-leakage analyses, from the analysis views; the
+    schema's moe_experts table when an older writer filled it. Empty frames when absent."""
+    import pandas as pd
+
+    out = {"oracle": pd.DataFrame(), "moe_gate": pd.DataFrame(), "deleakage": pd.DataFrame()}
+    if _has_views(ws, "moe_bins", "moe_gates", "deleakage"):
+        out["oracle"] = query(ws, """
+            SELECT bins, expert_kind AS expert, train_size AS size, bin, label, n_train,
+                   n_test, r2_oracle, r2_global, delta_r2, mae_oracle, mae_global
+            FROM moe_bins WHERE analysis_id = (
+                SELECT analysis_id FROM analyses WHERE kind = 'moe_oracle'
+                ORDER BY created DESC NULLS LAST LIMIT 1) ORDER BY bin""")
+        gates = query(ws, """
+            SELECT g.bins, g.gate || '/' || g.routing AS gate, g.bin, g.label, g.n, g.r2_gate
+            FROM moe_gates g JOIN analyses a USING (analysis_id)
+            WHERE g.section = 'bin' AND g.bins = (
+                SELECT params->>'bins' FROM analyses WHERE kind = 'moe_gate'
+                ORDER BY created DESC NULLS LAST LIMIT 1)
+            QUALIFY row_number() OVER (PARTITION BY g.gate, g.routing, g.bin
+                                       ORDER BY a.created DESC NULLS LAST) = 1
+            ORDER BY g.bin""")
+        if not gates.empty:
+            wide = gates.pivot_table(index=["bin", "label"], columns="gate", values="r2_gate",
+                                     aggfunc="first").reset_index()
+            wide.columns.name = None
+            out["moe_gate"] = wide.rename(columns={c: f"R² {c}" for c in wide.columns
+                                                   if c not in ("bin", "label")})
+        out["deleakage"] = query(ws, """
+            SELECT strategy, n_features, logg_r2_test AS logg_r2, snr_r2_test AS snr_r2,
+                   passed
+            FROM deleakage WHERE analysis_id = (
+                SELECT analysis_id FROM analyses WHERE kind = 'deleakage'
+                ORDER BY created DESC NULLS LAST LIMIT 1) ORDER BY strategy""")
+    if out["oracle"].empty:
+        out["oracle"] = query(ws, """
+            SELECT run_id, scheme, expert, label, n_test, r2 AS r2_oracle, r2_global,
+                   r2 - r2_global AS delta_r2, mae
+            FROM moe_experts ORDER BY run_id, scheme, expert""")
+    return out
+
+
+def _has_views(ws: Path, *names: str) -> bool:
+    """True when the store has every named view (the analysis views arrive with
+    migration 002; an older store may lack them)."""
+    have = set(query(ws, "SELECT view_name FROM duckdb_views() WHERE NOT internal")
+               ["view_name"])
+    return set(names) <= have
+
+
+def store_objects(ws: Path) -> pd.DataFrame:
+    """Tables and views of the store (for the SQL screen's side list)."""
+    return query(ws, "SELECT table_name AS name, lower(table_type) AS type FROM "
+                     "information_schema.tables WHERE table_schema = 'main' "
+                     "ORDER BY table_type DESC, table_name")
+
+
+# ------------------------------------------------------------------ run folders (no store)
+
+def run_folder(ws: Path, run_id: str) -> Path:
+    return runs_dir(ws) / run_id
+
+
+def tail(path: Path, n_lines: int = 200, max_bytes: int = 256_000) -> list[str]:
+    """The last lines of a text file without reading it whole ([] when missing)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    if size > max_bytes and lines:
+        lines = lines[1:]  # the first one is probably cut
+    return lines[-n_lines:]
+
+
+@dataclass
+class Progress:
+    """What events.jsonl says about a run so far."""
+
+    status: str = "starting"      # starting | running | finished | failed | cancelled
+    done: float = 0.0
+    total: float | None = None
+    unit: str = ""
+    started: float | None = None
+    last: float | None = None
+    error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fraction(self) -> float | None:
+        return None if not self.total else min(1.0, self.done / self.total)
+
+    def eta_s(self, now: float | None = None) -> float | None:
+        """Linear ETA from the elapsed time and the fraction done."""
+        f = self.fraction
+        if not f or self.started is None or self.status != "running":
+            return None
+        elapsed = (now or time.time()) - self.started
+        return max(0.0, elapsed * (1 - f) / f)
+
+
+def read_progress(events_path: Path, lines: list[str] | None = None) -> Progress:
+    """Fold events.jsonl (start, progress, metric, heartbeat, end) into a Progress."""
+    p = Progress()
+    for line in lines if lines is not None else _read_lines(events_path):
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        kind, t = ev.get("event"), ev.get("t")
+        if t is not None:
+            p.last = float(t)
+        if kind == "start":  # the runner's start, then the trainer's start with a total
+            p.status = "running"
+            if ev.get("total") or p.started is None:
+                p.started = float(t) if t is not None else p.started
+            p.total, p.unit, p.done = ev.get("total") or p.total, ev.get("unit") or p.unit, 0
+        elif kind == "progress":
+            p.status = "running"
+            p.done = float(ev.get("done") or 0)
+            p.total = ev.get("total") or p.total
+            p.metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))
+                              and k not in ("t", "done", "total")})
+        elif kind == "metric" and isinstance(ev.get("value"), (int, float)):
+            p.metrics[str(ev.get("name"))] = float(ev["value"])
+        elif kind == "end":
+            p.status, p.error = str(ev.get("status") or "finished"), ev.get("error")
+    return p
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def _py(v: Any) -> Any:
+    """numpy / pandas scalars → plain Python (NaN/NaT → None)."""
+    if v is None or type(v).__name__ == "NaTType" or (isinstance(v, float) and v != v):
+        return None
+    if hasattr(v, "item") and not hasattr(v, "to_pydatetime"):
+        v = v.item()
+        return None if isinstance(v, float) and v != v else v
+    return v
+
+
+def _fmt(v: Any) -> str:
+    return "—" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))

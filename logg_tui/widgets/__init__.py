@@ -1,0 +1,1 @@
+"""Small widgets, each owning its own state."""

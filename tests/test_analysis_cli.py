@@ -1,0 +1,166 @@
+"""End-to-end: each analysis command on a small REAL pfsspec dataset lands rows in the
+store, and the stored numbers agree with independent recomputation."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import app
+from engine.io.dataset import Dataset, write_manifest
+from engine.io.pfsspec import write_spectra
+
+LINES = (8183.0, 8195.0, 8498.0, 8542.0, 8662.0, 8806.0, 7700.0, 8000.0, 8300.0, 8700.0)
+
+
+def _spectra(rng, n, wave):
+    """Toy lines whose depths depend on (Teff, [M/H], log g) with bin-dependent log g
+    sensitivity (so experts help), errors that follow the flux (so raw error leaks)."""
+    teff = rng.uniform(3600, 6150, n)
+    mh = rng.uniform(-2.4, 0.7, n)
+    logg = rng.uniform(1, 5, n)
+    mag = rng.uniform(20.5, 22.5, n)
+    t = (teff - 4875) / 1125
+    flux = np.ones((n, wave.size))
+    for j, c in enumerate(LINES):
+        prof = np.exp(-0.5 * ((wave - c) / 4.0) ** 2)
+        depth = 0.3 + 0.1 * np.sin(j + 1) * t + 0.05 * mh \
+            + 0.06 * (logg - 3) * (1 + np.cos(j) * np.sign(mh + 1) + 0.5 * t)
+        flux -= np.clip(depth, 0, 0.9)[:, None] * prof[None, :]
+    scale = 0.08 * 10 ** (0.4 * (mag - 21.5))
+    error = scale[:, None] * (0.6 + 0.4 * flux) * (1 + 0.1 * np.sin(wave / 50.0))[None, :]
+    snr = np.median(flux / error, axis=1)
+    p = pd.DataFrame({"T_eff": teff, "M_H": mh, "log_g": logg, "mag": mag, "snr": snr,
+                      "snr_median": snr, "crlb_log_g": (2.5 / snr) ** 2,
+                      "crlb_schur": np.full(n, 0.7), "a_M": 0.0, "C_M": 0.0})
+    return flux.astype(np.float32), error.astype(np.float32), p
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("analysis") / "toy"
+    rng = np.random.default_rng(1)
+    wave = np.linspace(7100.0, 8850.0, 256)
+    shards = {"train_0": 900, "val_1k": 200, "test_1k_0": 300}
+    for name, n in shards.items():
+        f, e, p = _spectra(rng, n, wave)
+        write_spectra(root / name / "dataset.h5", wave=wave, flux=f, error=e, params=p)
+    write_manifest(root, name="toy", preset="test", seed=1, noise_level=1.0, shards=shards)
+    return root
+
+
+def _cli(*args):
+    res = CliRunner().invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+def _ro(ws):
+    return duckdb.connect(str(ws / "results.duckdb"), read_only=True)
+
+
+def test_moe_oracle_ridge_teff_mh(dataset, _isolated_workspace):
+    out = _cli("moe", "oracle", "--dataset", str(dataset), "--size", "900", "--n-boot", "200")
+    test = Dataset(dataset).split("test").params
+    covered = ((test.T_eff >= 3750) & (test.T_eff <= 6000) & (test.M_H >= -2) & (test.M_H <= 0.5))
+    with _ro(_isolated_workspace) as con:
+        bins = con.execute("SELECT bin, n_train, n_test, r2_oracle, r2_global, delta_r2 "
+                           "FROM moe_bins ORDER BY bin").fetchall()
+        over = {r[0]: r[1:] for r in con.execute(
+            "SELECT subset, n, coverage, r2_oracle, r2_global, delta_r2, delta_r2_lo, "
+            "delta_r2_hi FROM moe_overall").fetchall()}
+    assert [b[0] for b in bins] == list(range(9))
+    assert sum(b[1] for b in bins) == 900 and sum(b[2] for b in bins) == 300  # clamp: all rows
+    assert all(b[5] == pytest.approx(b[3] - b[4]) for b in bins)
+    assert over["covered"][0] == covered.sum() and over["all"][0] == 300
+    assert over["covered"][1] == pytest.approx(covered.sum() / 300)
+    n, cov, ro, rg, d, lo, hi = over["covered"]
+    assert d == pytest.approx(ro - rg) and lo <= d <= hi and ro > rg  # experts help here
+    assert out["MoE oracle overall (mask-aligned)"][0]["r2_oracle"] == pytest.approx(
+        over[out["MoE oracle overall (mask-aligned)"][0]["subset"]][2])
+
+
+@pytest.mark.slow
+def test_moe_oracle_snr_lgbm_fallback(dataset, _isolated_workspace):
+    _cli("moe", "oracle", "--bins", "snr", "--expert", "lgbm", "--dataset", str(dataset),
+         "--size", "900", "--out-of-range", "fallback", "--n-boot", "100")
+    with _ro(_isolated_workspace) as con:
+        rows = con.execute("SELECT label, expert, n_train, n_test FROM moe_bins").fetchall()
+        kind = con.execute("SELECT expert_kind, out_of_range FROM moe_overall LIMIT 1").fetchone()
+    assert [r[0] for r in rows] == ["X", "L", "M", "H"]
+    assert sum(r[3] for r in rows) == 300 and kind == ("lgbm", "fallback")
+    assert {r[1] for r in rows if r[2] >= 10} <= {"lgbm"}
+
+
+@pytest.mark.parametrize("bins,gate,routing", [("teff-mh", "logreg", "soft"),
+                                               ("snr", "mlp", "fallback")])
+def test_moe_gate(dataset, _isolated_workspace, bins, gate, routing):
+    _cli("moe", "gate", "--bins", bins, "--gate", gate, "--routing", routing, "--dataset",
+         str(dataset), "--size", "900", "--n-boot", "100")
+    with _ro(_isolated_workspace) as con:
+        o = con.execute("SELECT n, r2_gate, r2_oracle, r2_global, rho, rho_lo, rho_hi, "
+                        "accuracy, fallback_rate, tau, features FROM moe_gates "
+                        "WHERE section = 'overall' AND subset = 'all'").fetchone()
+        conf = con.execute("SELECT sum(value) FROM analysis_rows "
+                           "WHERE extra->>'section' = 'confusion'").fetchone()[0]
+        nbins = con.execute("SELECT count(*) FROM moe_gates WHERE section = 'bin'").fetchone()[0]
+    n, rg, ro, rb, r, lo, hi, acc, fb, tau, feats = o
+    assert r == pytest.approx((rg - rb) / (ro - rb)) and lo <= r <= hi
+    k = 9 if bins == "teff-mh" else 4
+    assert conf == n == 300 and nbins == k and 0 <= acc <= 1 and 0 <= fb <= 1
+    assert (tau, feats) == ((0.5, "phys13") if bins == "teff-mh" else (0.4, "quality10"))
+    if routing == "soft":
+        assert fb == 0
+
+
+def test_deleakage(dataset, _isolated_workspace):
+    out = _cli("deleakage", "--dataset", str(dataset), "--size", "900")
+    rows = {r["strategy"]: r for r in out["Error-vector de-leakage"]}
+    assert len(rows) == 9
+    assert rows["S0_baseline"]["n_features"] == 256 and rows["S3_quantiles_21"]["n_features"] == 21
+    for r in rows.values():
+        assert r["passed"] == (r["logg_r2_test"] < 0.05 and r["snr_r2_test"] > 0.5)
+    assert not rows["S0_baseline"]["passed"] and rows["S4_snr_only"]["passed"]
+    with _ro(_isolated_workspace) as con:
+        assert con.execute("SELECT count(*) FROM deleakage").fetchone()[0] == 9
+    done = _cli("export", "research", str(_isolated_workspace / "export"))
+    assert done["results/logg_snr_moe/deleakage_results.csv"] == "written"
+    assert done["results/scaling_oracle_moe/per_bin_results.csv"] == "no data"
+    csv = pd.read_csv(_isolated_workspace / "export/results/logg_snr_moe/deleakage_results.csv")
+    assert dict(zip(csv.strategy, csv.passed)) == {k: r["passed"] for k, r in rows.items()}
+    assert csv.n_features.dtype.kind == "i"
+
+
+def test_ceiling_dataset(dataset, _isolated_workspace):
+    _cli("ceiling", "--dataset", str(dataset))
+    p = Dataset(dataset).split("test").params
+    var = float(np.var(p.log_g))
+    expect = 1 - np.mean(np.minimum(p.crlb_log_g, var)) / var
+    with _ro(_isolated_workspace) as con:
+        allrow = con.execute("SELECT n, r2_max_pop, sigma_p50 FROM ceiling "
+                             "WHERE scheme = 'all'").fetchone()
+        nsnr = con.execute("SELECT sum(n) FROM ceiling WHERE scheme = 'mag'").fetchone()[0]
+    assert allrow[0] == 300 and allrow[1] == pytest.approx(expect, abs=1e-12)
+    assert allrow[2] == pytest.approx(np.median(np.sqrt(p.crlb_log_g)))
+    assert nsnr == 300  # mag 20.5–22.5 covers every row
+
+
+def test_ceiling_grid(tmp_path, _isolated_workspace):
+    from test_analysis_units import _linear_grid
+
+    flux, error, params, A = _linear_grid()
+    path = tmp_path / "grid" / "dataset.h5"
+    write_spectra(path, wave=np.linspace(7100, 8850, flux.shape[1]), flux=flux,
+                  error=error, params=params, dtype="float64")
+    out = _cli("ceiling", "--grid", str(path))
+    row = out["Physical ceiling"][0]
+    F = A.T @ (A / error[0][:, None] ** 2)
+    crlb = np.linalg.inv(F)[1, 1]
+    var = float(np.var(np.arange(1.0, 5.01, 0.5)))  # 9 grid nodes → 1.6667, as the research
+    assert row["n_failed"] == 0 and row["n"] == len(params)
+    assert row["r2_max_median"] == pytest.approx(np.clip(1 - crlb / var, 0, 1), rel=1e-6)
