@@ -11,17 +11,22 @@ export LOGG_WORKSPACE ?= $(WORKSPACE)
 # torch is pinned and installed first: an unpinned torch would pull CUDA wheels.
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test,ray]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
+# The main job on the built-in data: build the default dataset, run the Ridge + LightGBM
+# scaling study on it, compute the physical ceiling, then open logg-tui on the results
+# (in a terminal) or print the markdown summary read from results.duckdb (otherwise).
+DEMO_SIZES ?= 2k,5k,10k,30k
 demo: setup
 	$(BIN)/logg-engine data generate --preset default
-	$(BIN)/logg-engine scaling --models ridge,lgbm --sizes 5k,10k,20k,50k --preset-lgbm lgbm-fast
-	$(BIN)/python -m engine.demo_finish
+	$(BIN)/logg-engine scaling --models ridge,lgbm --sizes $(DEMO_SIZES) --preset-lgbm lgbm-fast
+	$(BIN)/logg-engine ceiling --dataset default
+	@if [ -t 0 ] && [ -t 1 ] && [ -z "$$CI" ]; then $(BIN)/logg-tui; \
+	else $(BIN)/logg-engine report; fi
 
 test: setup
 	$(BIN)/pytest

@@ -113,7 +113,10 @@ class Job:
         """The run's own status when known; else the launcher process's."""
         if self.progress.status not in ("starting",):
             if self.progress.status == "running" and not self._worker_alive():
-                return "cancelled" if self.cancelled else "lost"
+                # the worker may have written its end event after our last read
+                self.progress = read_progress(self.run_dir / "events.jsonl")
+                if self.progress.status == "running":
+                    return "cancelled" if self.cancelled else "lost"
             return self.progress.status
         rc = self.proc.poll()
         if rc is None:

@@ -129,3 +129,27 @@ def test_adapter_trains_on_split_noise_and_round_trips(tmp_path):
     np.testing.assert_array_equal(again.predict(Xt), est.predict(Xt))
     assert not list((tmp_path / "ckpt").glob("*.pkl"))
     ds.close()
+
+
+@pytest.mark.parametrize("alpha", [1e-1, 1e2, 1e5])
+def test_dual_path_equals_sklearn_when_fewer_rows_than_features(alpha):
+    """n < p takes the kernel (dual) solve; it must give the primal solution."""
+    X, y = _data(n=60, p=150, seed=11)
+    ref = make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(X, y)
+    ours = StreamingRidge(alpha=alpha, chunk_rows=17).fit(ArrayChunks(X, y))
+    assert _rel(ours.coef_, ref[-1].coef_) < 1e-6
+    X_new, _ = _data(n=30, p=150, seed=12)
+    assert _rel(ours.predict(X_new), ref.predict(X_new)) < 1e-6
+
+
+def test_dual_alpha_path_equals_sklearn_on_validation():
+    X, y = _data(n=80, p=200, seed=13)
+    Xv, yv = _data(n=40, p=200, seed=14)
+    grid = [1e0, 1e1, 1e2, 1e3]
+    est = StreamingRidge(alphas=grid, chunk_rows=23).fit(X, y, eval_set=(Xv, yv))
+    for row in est.alpha_curve_:
+        pred = make_pipeline(StandardScaler(), Ridge(alpha=row["alpha"])).fit(X, y).predict(Xv)
+        r2 = 1 - np.sum((yv - pred) ** 2) / np.sum((yv - yv.mean()) ** 2)
+        assert row["val_r2"] == pytest.approx(r2, rel=1e-8, abs=1e-10)
+    ref = make_pipeline(StandardScaler(), Ridge(alpha=est.alpha_)).fit(X, y)
+    assert _rel(est.coef_, ref[-1].coef_) < 1e-6

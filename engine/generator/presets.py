@@ -51,7 +51,7 @@ PRESETS: dict[str, Preset] = {
         ShardSpec("train_10k_0", 10000),
         ShardSpec("train_10k_1", 10000),
         ShardSpec("train_10k_2", 10000),
-        ShardSpec("val_500", 500, crlb=True),
+        ShardSpec("val_500", 500),
         ShardSpec("test_1k_0", 1000, crlb=True, noisy=True),
     ), description="the demo set (~30k train), a few minutes on 2 cores"),
     "bosz-1m": Preset("bosz-1m", tuple(

@@ -50,7 +50,11 @@ class StreamingRidge:
         """Fit on an array (with ``y``) or a ChunkSource; ``eval_set`` is ``(X_val,
         y_val)`` or a ChunkSource used to choose α from ``alphas``."""
         source = as_source(X, y)
-        stats = _accumulate(source, int(self.chunk_rows), callbacks, should_stop)
+        # Fewer rows than features (small sizes, MoE experts): keep the rows and solve in
+        # the dual (n × n kernel) — exact, and far cheaper than a p × p eigensolve.
+        dual = int(source.n_rows) < int(source.n_features)
+        stats = _accumulate(source, int(self.chunk_rows), callbacks, should_stop,
+                            keep_rows=dual)
         self.n_samples_seen_ = stats.n
         self.n_features_in_ = stats.mean.shape[0]
         self.mean_ = stats.mean
@@ -62,6 +66,8 @@ class StreamingRidge:
         self.intercept_ = float(stats.y_mean)
         grid = [float(a) for a in (self.alphas or [self.alpha])]
         val = None if eval_set is None else _as_eval_source(eval_set)
+        if stats.rows is not None:
+            return self._fit_dual(stats, grid, val, callbacks)
         if val is None or len(grid) == 1:
             # one α: a Cholesky solve, as sklearn's Ridge does (no eigenbasis needed)
             from scipy.linalg import cho_factor, cho_solve
@@ -79,15 +85,39 @@ class StreamingRidge:
         self.coef_ = vecs @ (z / (lam + self.alpha_))
         return self
 
+    def _fit_dual(self, stats: "_Stats", grid: list[float], val: ChunkSource | None,
+                  callbacks: Callbacks | None) -> "StreamingRidge":
+        """Kernel form for n < p: with Xs the standardized centred rows and K = Xs Xsᵀ =
+        U Λ Uᵀ, coef(α) = Xsᵀ U (Λ + α)⁻¹ Uᵀ y_c — the same solution as the primal
+        (XsᵀXs + α)⁻¹ Xsᵀ y_c, with an n × n instead of a p × p eigensolve."""
+        xs = (stats.rows - (stats.mean - stats.shift)) / self.scale_
+        yc = stats.y - stats.y_mean
+        lam, u = np.linalg.eigh(xs @ xs.T)
+        uy = u.T @ yc
+        if val is None or len(grid) == 1:
+            self.alpha_ = grid[0] if len(grid) == 1 else float(self.alpha)
+            self.alpha_curve_ = []
+        else:
+            kv = np.concatenate([self._standardize(c) @ xs.T for c in
+                                 val.chunks(int(self.chunk_rows))]) @ u
+            self.alpha_curve_ = self._score_path(val, kv, lam, uy, grid, callbacks,
+                                                 projected=True)
+            self.alpha_ = max(self.alpha_curve_, key=lambda r: r["val_r2"])["alpha"]
+        self.coef_ = xs.T @ (u @ (uy / (lam + self.alpha_)))
+        return self
+
     def _score_path(self, val: ChunkSource, vecs: np.ndarray, lam: np.ndarray,
                     z: np.ndarray, grid: list[float], callbacks: Callbacks | None,
-                    ) -> list[dict[str, float]]:
+                    projected: bool = False) -> list[dict[str, float]]:
         """Validation R² and MAE (dex) of every α: project the standardized validation
-        rows on the eigenbasis once, then each α is one (n_val × p) matvec."""
-        proj, y_val = [], val.labels().astype(np.float64)
-        for chunk in val.chunks(int(self.chunk_rows)):
-            proj.append(self._standardize(chunk) @ vecs)
-        proj = np.concatenate(proj) if proj else np.zeros((0, len(lam)))
+        rows on the eigenbasis once (``projected``: ``vecs`` already is that projection),
+        then each α is one (n_val × k) matvec."""
+        y_val = val.labels().astype(np.float64)
+        if projected:
+            proj = vecs
+        else:
+            proj = [self._standardize(c) @ vecs for c in val.chunks(int(self.chunk_rows))]
+            proj = np.concatenate(proj) if proj else np.zeros((0, len(lam)))
         ss_tot = float(np.sum((y_val - y_val.mean()) ** 2))
         curve = []
         for step, a in enumerate(grid):
@@ -117,12 +147,14 @@ class _Stats:
     """Centred sufficient statistics of (X, y) after one pass."""
 
     def __init__(self, n: int, mean: np.ndarray, scatter: np.ndarray, cross: np.ndarray,
-                 y_mean: float) -> None:
+                 y_mean: float, shift: np.ndarray, rows: np.ndarray | None,
+                 y: np.ndarray) -> None:
         self.n, self.mean, self.scatter, self.cross, self.y_mean = n, mean, scatter, cross, y_mean
+        self.shift, self.rows, self.y = shift, rows, y  # rows: shifted X when kept (dual)
 
 
 def _accumulate(source: ChunkSource, chunk_rows: int, callbacks: Callbacks | None,
-                should_stop: Callable[[], bool] | None) -> _Stats:
+                should_stop: Callable[[], bool] | None, keep_rows: bool = False) -> _Stats:
     """One pass over the chunks: shifted float64 sums, one SYRK per chunk (upper
     triangle only, accumulated in place), then the shift is removed exactly once."""
     from scipy.linalg.blas import dsyrk
@@ -132,6 +164,7 @@ def _accumulate(source: ChunkSource, chunk_rows: int, callbacks: Callbacks | Non
     n, shift, y_shift = 0, None, 0.0
     scatter = s1 = cross = None
     sy = 0.0
+    kept: list[np.ndarray] = []
     for chunk in source.chunks(chunk_rows):
         if should_stop is not None and should_stop():
             raise TrainingCancelled("ridge: stopped while accumulating")
@@ -143,6 +176,8 @@ def _accumulate(source: ChunkSource, chunk_rows: int, callbacks: Callbacks | Non
             scatter = np.zeros((p, p), order="F")
             s1, cross = np.zeros(p), np.zeros(p)
         x -= shift
+        if keep_rows:
+            kept.append(x)
         yd = yc - y_shift
         scatter = dsyrk(1.0, x.T, beta=1.0, c=scatter, trans=0, lower=0, overwrite_c=1)
         s1 += x.sum(axis=0)
@@ -160,7 +195,8 @@ def _accumulate(source: ChunkSource, chunk_rows: int, callbacks: Callbacks | Non
     dm, dy = s1 / n, sy / n
     scatter -= n * np.outer(dm, dm)
     cross -= n * dm * dy
-    return _Stats(n, shift + dm, scatter, cross, y_shift + dy)
+    rows = np.concatenate(kept) if keep_rows else None
+    return _Stats(n, shift + dm, scatter, cross, y_shift + dy, shift, rows, y_all)
 
 
 def _scale_like_sklearn(var: np.ndarray, mean: np.ndarray, n: int) -> np.ndarray:
