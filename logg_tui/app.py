@@ -98,7 +98,7 @@ class LoggApp(App):
     def _poll_jobs(self) -> None:
         """While any job is active: follow it; a job that ends triggers a refresh so
         its run appears in Runs without a restart."""
-        if any(not j.done for j in self.jobs.jobs):
+        if any(not j.reported for j in self.jobs.jobs):
             self._poll_jobs_worker()
 
     @work(thread=True, exclusive=True, group="jobs-poll")

@@ -104,6 +104,7 @@ class Job:
     run_dir: Path | None = None
     cancelled: bool = False
     progress: Progress = field(default_factory=Progress)
+    reported: bool = False  # its end was announced by JobManager.poll (refresh once)
 
     @property
     def run_id(self) -> str | None:
@@ -178,12 +179,14 @@ class JobManager:
         """Update every job's run folder and progress; returns jobs that just ended."""
         ended = []
         for job in self.jobs:
-            was_done = job.done
+            if job.reported:
+                continue
             if job.run_dir is None:
                 job.run_dir = self._find_run_dir(job)
             if job.run_dir is not None:
                 job.progress = read_progress(job.run_dir / "events.jsonl")
-            if job.done and not was_done:
+            if job.done:  # announced exactly once, however `done` was first observed
+                job.reported = True
                 ended.append(job)
         return ended
 

@@ -109,7 +109,10 @@ async def test_launch_form_runs_a_real_job_that_appears_in_runs(_isolated_worksp
         await settle(pilot)
         assert job.status() == "finished", app.jobs.log_lines(job)
         assert job.progress.fraction == 1.0 and job.progress.unit == "rows"
-        row = app.screen.query_one("#jobs", FrameTable).get_row_at(0)
+        table = app.screen.query_one("#jobs", FrameTable)
+        # the Jobs table redraws on its refresh timer: wait for it rather than race it
+        await wait_for(pilot, lambda: str(table.get_row_at(0)[3]) == "finished", 10)
+        row = table.get_row_at(0)
         assert [str(c) for c in row[3:5]] == ["finished", "100%"]
         assert job.run_id in str(app.screen.query_one("#jobinfo", Static).render())
         await pilot.press("1")

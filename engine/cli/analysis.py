@@ -12,8 +12,8 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.app import WorkspaceOpt, app
-from engine.cli.results import _guard, _table  # shared CLI helpers (private, reused)
+from engine.cli.app import WorkspaceOpt, app, guard
+from engine.cli.results import _table  # shared table helper
 
 moe_app = typer.Typer(help="Mixture-of-experts analyses: oracle headroom and learned gates.",
                       no_args_is_help=True)
@@ -86,7 +86,7 @@ def _moe_cfg(**kw):
 
 
 @moe_app.command("oracle")
-@_guard
+@guard
 def moe_oracle_cmd(bins: str = BinsOpt, expert: str = ExpertOpt, size: str = SizeOpt,
                    dataset: str = DatasetOpt, noise_level: float = NoiseOpt,
                    seed: int = SeedOpt, out_of_range: str = OorOpt, n_boot: int = BootOpt,
@@ -112,7 +112,7 @@ def moe_oracle_cmd(bins: str = BinsOpt, expert: str = ExpertOpt, size: str = Siz
 
 
 @moe_app.command("gate")
-@_guard
+@guard
 def moe_gate_cmd(bins: str = BinsOpt,
                  gate: str = typer.Option("logreg", "--gate", help="logreg, mlp or linear."),
                  routing: str = typer.Option("soft", "--routing", help="soft, hard or fallback."),
@@ -148,7 +148,7 @@ def moe_gate_cmd(bins: str = BinsOpt,
 
 
 @app.command("deleakage")
-@_guard
+@guard
 def deleakage_cmd(size: str = SizeOpt, dataset: str = DatasetOpt,
                   noise_level: float = NoiseOpt, as_json: bool = JsonOpt,
                   workspace: Path = WorkspaceOpt) -> None:
@@ -167,7 +167,7 @@ def deleakage_cmd(size: str = SizeOpt, dataset: str = DatasetOpt,
 
 
 @app.command("ceiling")
-@_guard
+@guard
 def ceiling_cmd(dataset: str = DatasetOpt,
                 runs: str = typer.Option(None, "--runs", help="RUN,RUN,... (default: every "
                                          "finished run on the dataset)."),
@@ -194,11 +194,39 @@ def ceiling_cmd(dataset: str = DatasetOpt,
         cols = ("label, n, n_failed, r2_max_median, r2_max_mean, r2_max_p10, r2_max_p90, "
                 "r2_max_pop, r2_max_bayes, sigma_p10, sigma_p50, sigma_p90, schur_median, "
                 "crlb_orders, analysis_id")
-    else:
-        ids = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
-        result = run_ceiling(ws, dataset=dataset, runs=ids, var=var)
-    _record_and_show(ws, result, [("Physical ceiling", f"SELECT {cols} FROM ceiling "
-                                   "WHERE analysis_id = ?")], as_json)
+        _record_and_show(ws, result, [("Physical ceiling", f"SELECT {cols} FROM ceiling "
+                                       "WHERE analysis_id = ?")], as_json)
+        return
+    ids = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
+    result = run_ceiling(ws, dataset=dataset, runs=ids, var=var)
+    if as_json:
+        _record_and_show(ws, result, [("Physical ceiling", f"SELECT {cols} FROM ceiling "
+                                       "WHERE analysis_id = ?")], as_json)
+        return
+    _record_and_show(ws, result, [
+        ("Physical ceiling of the test split",
+         "SELECT scheme, label, n, r2_max_pop, r2_max_median, r2_max_bayes, sigma_p10, "
+         "sigma_p50, sigma_p90 FROM ceiling WHERE analysis_id = ? AND section = 'dataset' "
+         "ORDER BY scheme, bin"),
+        ("R² per SNR bin beside the ceiling (all rows: logg-engine query \"from ceiling\")",
+         "SELECT c.bin, c.label, c.n, c.r2_max_pop, c.model, r.train_size, "
+         "c.r2_model FROM ceiling c LEFT JOIN runs r USING (run_id) "
+         "WHERE c.analysis_id = ? AND c.section = 'run' AND c.scheme = 'snr' "
+         "ORDER BY c.bin, c.model, r.train_size",
+         _ceiling_pivot),
+    ], as_json)
+
+
+def _ceiling_pivot(df):
+    """Long (bin, run) rows → one row per SNR bin, one R² column per run (model@size)."""
+    if df.empty:
+        return df
+    df = df.assign(run=df["model"] + "@" + df["train_size"].map(lambda n: f"{int(n):,}"))
+    df = df.drop_duplicates(["bin", "run"])
+    wide = df.set_index(["bin", "run"])["r2_model"].unstack("run")[
+        list(dict.fromkeys(df["run"]))]  # runs in (model, size) order
+    head = df.drop_duplicates("bin").set_index("bin")[["label", "n", "r2_max_pop"]]
+    return head.join(wide).reset_index(drop=True).round(3)
 
 
 export_app = typer.Typer(help="Export results from the store to files.", no_args_is_help=True)
@@ -206,7 +234,7 @@ app.add_typer(export_app, name="export")
 
 
 @export_app.command("research")
-@_guard
+@guard
 def export_research_cmd(out: Path = typer.Argument(..., help="Folder to write results/ into."),
                         as_json: bool = JsonOpt, workspace: Path = WorkspaceOpt) -> None:
     """Write the research's result files (seed §5 paths) from the store."""

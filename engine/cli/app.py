@@ -24,3 +24,24 @@ WorkspaceOpt = typer.Option(
     None, "--workspace", "-w", envvar="LOGG_WORKSPACE",
     help="Workspace folder (datasets/, runs/, results.duckdb). Default ./workspace.",
 )
+
+
+def guard(fn):
+    """Command decorator: EngineErrors print one message (file, field, fix) on stderr and
+    exit with their class's code — also when a command is invoked without `main()`
+    (e.g. typer's test runner)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from engine.errors import EngineError
+
+        try:
+            return fn(*args, **kwargs)
+        except EngineError as exc:
+            from rich.console import Console
+
+            Console(stderr=True).print(f"error: {exc.render()}", markup=False,
+                                       highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+    return wrapper

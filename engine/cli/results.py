@@ -5,34 +5,16 @@ Engine errors are printed as one message and mapped to their exit code."""
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from engine.cli.app import WorkspaceOpt, app, runs_app
+from engine.cli.app import WorkspaceOpt, app, guard, runs_app
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 CsvOpt = typer.Option(False, "--csv", help="Print CSV instead of a table.")
-
-
-def _guard(fn):
-    """Print EngineErrors without a traceback and exit with their code."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from engine.errors import EngineError
-
-        try:
-            return fn(*args, **kwargs)
-        except EngineError as exc:
-            from rich.console import Console
-
-            Console(stderr=True).print(f"error: {exc.render()}", markup=False,
-                                       highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-    return wrapper
 
 
 def _ws(workspace: Path | None) -> Path:
@@ -85,7 +67,7 @@ def _cell(v: Any) -> str:
 
 
 @app.command("ingest")
-@_guard
+@guard
 def ingest_cmd(
     runs: list[str] = typer.Argument(None, help="Run ids or run folders (default: all "
                                      "changed folders under <workspace>/runs)."),
@@ -118,7 +100,7 @@ def ingest_cmd(
 
 
 @runs_app.command("ls")
-@_guard
+@guard
 def runs_ls(
     model: str = typer.Option(None, "--model", help="Only this model."),
     status: str = typer.Option(None, "--status", help="finished|failed|cancelled|running|lost"),
@@ -148,7 +130,7 @@ def _ci(v, lo, hi) -> str:
 
 
 @runs_app.command("show")
-@_guard
+@guard
 def runs_show(
     run: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     as_json: bool = JsonOpt, workspace: Path = WorkspaceOpt,
@@ -178,7 +160,7 @@ def runs_show(
 
 
 @runs_app.command("compare")
-@_guard
+@guard
 def runs_compare(
     a: str = typer.Argument(..., help="First run id."),
     b: str = typer.Argument(..., help="Second run id."),
@@ -208,7 +190,7 @@ def runs_compare(
 
 
 @app.command("query")
-@_guard
+@guard
 def query_cmd(
     sql: str = typer.Argument(..., help="One SQL statement (read-only). Views: see docs/sql.md."),
     as_json: bool = JsonOpt, as_csv: bool = CsvOpt, workspace: Path = WorkspaceOpt,
@@ -220,7 +202,7 @@ def query_cmd(
 
 
 @app.command("report")
-@_guard
+@guard
 def report_cmd(
     dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the one with "
                                 "the most finished runs)."),

@@ -6,13 +6,12 @@ Heavy imports stay inside the commands so `logg-engine --help` stays fast."""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from engine.cli.app import WorkspaceOpt, app
+from engine.cli.app import WorkspaceOpt, app, guard
 
 CANCEL_GRACE_S = 10.0
 ExecutorOpt = typer.Option("local", "--executor", help="Where runs execute: local (a "
@@ -22,25 +21,8 @@ AddressOpt = typer.Option(None, "--address", help="Ray cluster: auto (the runnin
 EXECUTORS = ("local", "ray")
 
 
-def _guard(fn):
-    """EngineErrors → one message on stderr and their exit code, no traceback."""
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from engine.errors import EngineError
-
-        try:
-            return fn(*args, **kwargs)
-        except EngineError as exc:
-            from rich.console import Console
-
-            Console(stderr=True).print(f"error: {exc.render()}", markup=False,
-                                       highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-    return wrapper
-
-
 @app.command("run")
-@_guard
+@guard
 def run_cmd(
     model: str = typer.Argument(..., help="Model: ridge, lgbm, vit."),
     size: str = typer.Option("100k", "--size", help="Training rows (first N in shard "
@@ -179,7 +161,7 @@ def _short(v: Any) -> str:
 
 
 @app.command("scaling")
-@_guard
+@guard
 def scaling_cmd(
     models: str = typer.Option("ridge,lgbm", "--models", help="Comma-separated models."),
     sizes: str = typer.Option("50k,100k,200k,500k,1M", "--sizes",
