@@ -16,6 +16,7 @@ ADAPTERS: dict[str, str] = {
     "ridge": "engine.models.ridge_adapter:RidgeAdapter",
     "lgbm": "engine.models.lgbm_adapter:LGBMAdapter",
     "vit": "engine.models.vit.adapter:ViTAdapter",
+    "template-fit": "engine.models.templatefit_adapter:TemplateFitAdapter",
 }
 
 
