@@ -29,3 +29,22 @@ def emit(callbacks: Callbacks | None, event: str, /, **fields: Any) -> None:
     """Send one event to every callback (no-op when there are none)."""
     for cb in callbacks or ():
         cb(event, **fields)
+
+
+def parse_events(lines: Iterable[str]) -> list[dict[str, Any]]:
+    """events.jsonl lines → event dicts. Blank, torn (a process killed mid-write) and
+    non-object lines are skipped: the one reader every follower of a run folder uses."""
+    import json
+
+    out = []
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(ev, dict):
+            out.append(ev)
+    return out

@@ -410,11 +410,9 @@ class Progress:
 def read_progress(events_path: Path, lines: list[str] | None = None) -> Progress:
     """Fold events.jsonl (start, progress, metric, heartbeat, end) into a Progress."""
     p = Progress()
-    for line in lines if lines is not None else _read_lines(events_path):
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
+    from engine.events import parse_events
+
+    for ev in parse_events(lines if lines is not None else _read_lines(events_path)):
         kind, t = ev.get("event"), ev.get("t")
         if t is not None:
             p.last = float(t)

@@ -4,7 +4,6 @@ SIGTERM, then SIGKILL after a grace period. `follow` tails its events.jsonl."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.events import parse_events
 from engine.paths import REPO_ROOT
 from engine.runs.folder import read_run_json
 
@@ -106,15 +106,7 @@ class EventFollower:
             return []
         self._buf += data
         *lines, self._buf = self._buf.split("\n")
-        out = []
-        for line in lines:
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(ev, dict):
-                out.append(ev)
-        return out
+        return parse_events(lines)
 
 
 def follow(run_dir: Path, proc: subprocess.Popen | None,

@@ -96,19 +96,10 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     """events.jsonl as dicts; a torn last line (process killed mid-write) is skipped."""
     if not path.exists():
         return []
-    out = []
+    from engine.events import parse_events
+
     with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(ev, dict):
-                out.append(ev)
-    return out
+        return parse_events(fh)
 
 
 def derive_status(spec: dict, events: list[dict], *, now: float):
