@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from engine.atomic import save_npy
 import pandas as pd
 
 from engine.errors import DataError, SpecError
@@ -310,11 +312,7 @@ class Split:
         seed_ = DEFAULT_FROZEN_SEED if seed is None else int(seed)
         for s, e, x, _y in self.noisy_chunks(noise_level, seed_, 8 * BLOCK_ROWS):
             out[s:e] = x
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, out)
-        os.replace(tmp, path)
+        save_npy(path, out)
         return out
 
     def noisy_cache_path(self, noise_level: float, seed: int | None) -> Path:

@@ -19,7 +19,6 @@ forward-model calls. `refine_steps` sub-divisions per node step (0 = no refineme
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -144,11 +143,9 @@ class TemplateFit:
                  len(theta)), total=len(theta))
         arr = np.concatenate(parts).astype(np.float32)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
-                np.save(fh, arr)
-            os.replace(tmp, path)
+            from engine.atomic import save_npy
+
+            save_npy(path, arr)
         return arr
 
     @staticmethod

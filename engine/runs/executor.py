@@ -75,17 +75,9 @@ def _killpg(pid: int, sig: int) -> None:
 def _alive(proc: subprocess.Popen | int) -> bool:
     if isinstance(proc, subprocess.Popen):
         return proc.poll() is None
-    try:
-        os.kill(proc, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of someone else still answers kill(0)
-        with open(f"/proc/{proc}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return True
+    from engine.procs import pid_alive
+
+    return pid_alive(proc)
 
 
 class EventFollower:

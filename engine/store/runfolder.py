@@ -9,7 +9,6 @@ while run.json has no pid yet and its folder is fresh, and `lost` when the proce
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -143,13 +142,9 @@ def _alive(spec: dict) -> bool:
         return True
     if not pid:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from engine.procs import pid_alive
+
+    return pid_alive(pid)
 
 
 def typed_params(params: dict[str, Any], prefix: str = "") -> list[tuple]:
