@@ -18,6 +18,9 @@ ExecutorOpt = typer.Option("local", "--executor", help="Where runs execute: loca
                            "subprocess here) or ray (a Ray cluster; pip install -e '.\\[ray]').")
 AddressOpt = typer.Option(None, "--address", help="Ray cluster: auto (the running one) or "
                           "HOST:PORT. Default: start a private local Ray.")
+WorkersOpt = typer.Option(1, "--workers", min=1, help="Data-parallel training workers "
+                          "via Ray Train (vit: TorchTrainer/DDP, lgbm: distributed LightGBM); "
+                          "joins --address or starts a local Ray. 1 = one process.")
 EXECUTORS = ("local", "ray")
 
 
@@ -45,6 +48,7 @@ def run_cmd(
     detach: bool = typer.Option(False, "--detach", help="Start the run and return its id."),
     executor: str = ExecutorOpt,
     address: Optional[str] = AddressOpt,
+    workers: int = WorkersOpt,
     workspace: Optional[Path] = WorkspaceOpt,
 ) -> None:
     """Train and evaluate one model; the run is recorded in runs/<run_id>/ and the store."""
@@ -56,7 +60,8 @@ def run_cmd(
     spec = build_spec(model, workspace=ws, size=size, dataset=dataset, preset=preset,
                       overrides=overrides or (), noise_level=noise_level, seed=seed,
                       test_split=test_split, val_split=val_split or None, device=device,
-                      executor=_check_executor(executor))
+                      executor=_check_executor(executor), workers=workers,
+                      ray_address=address)
     if detach and executor == "ray":
         raise SpecError("--detach cannot be used with --executor ray", key="detach",
                         hint="the driver must stay to ingest the run; drop --detach")
@@ -178,6 +183,7 @@ def scaling_cmd(
     device: str = typer.Option("auto", "--device", help="Device for torch models."),
     executor: str = ExecutorOpt,
     address: Optional[str] = AddressOpt,
+    workers: int = WorkersOpt,
     workspace: Optional[Path] = WorkspaceOpt,
 ) -> None:
     """Run the models × sizes grid (skipping points already in the store) and print the
@@ -196,7 +202,8 @@ def scaling_cmd(
     points = plan_grid([m.strip() for m in models.split(",") if m.strip()],
                        [s.strip() for s in sizes.split(",") if s.strip()], workspace=ws,
                        dataset=dataset, presets=chosen, noise_level=noise_level, seed=seed,
-                       test_split=test_split, val_split=val_split or None, device=device)
+                       test_split=test_split, val_split=val_split or None, device=device,
+                       workers=workers, ray_address=address)
     if _check_executor(executor) == "ray":
         results = _run_grid_on_ray(ws, points, address)
     else:

@@ -30,3 +30,5 @@ class RunContext:
     should_stop: Callable[[], bool] = field(default=_never)
     dataset_fingerprint: str = ""
     dataset_root: Path | None = None
+    workers: int = 1                  # > 1: data-parallel training via Ray Train
+    ray_address: str | None = None    # the cluster to join for it (None: $RAY_ADDRESS or local)

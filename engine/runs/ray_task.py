@@ -80,10 +80,21 @@ def _launch_worker(run_dir: Path, num_cpus: int) -> subprocess.Popen:
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env["OMP_NUM_THREADS"] = str(max(1, int(num_cpus)))
+    env.setdefault("RAY_ADDRESS", _cluster_address())  # data-parallel runs join this cluster
     with open(run_dir / "stdout.log", "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "engine.runs.ray_worker", str(run_dir)],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env, preexec_fn=_die_with_parent)
+
+
+def _cluster_address() -> str:
+    """The GCS address of the cluster this task runs on ('' outside Ray)."""
+    try:
+        import ray
+
+        return str(ray.get_runtime_context().gcs_address or "")
+    except Exception:  # noqa: BLE001 - not inside a Ray worker
+        return ""
 
 
 def _die_with_parent() -> None:

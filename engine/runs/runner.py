@@ -114,7 +114,8 @@ def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopF
                          noise_level=spec.noise_level, seed=spec.seed, callbacks=(log,),
                          run_dir=run_dir, checkpoint_dir=run_dir / "checkpoints",
                          device=spec.device, should_stop=stop,
-                         dataset_fingerprint=ds.fingerprint(), dataset_root=ds.root)
+                         dataset_fingerprint=ds.fingerprint(), dataset_root=ds.root,
+                         workers=spec.workers, ray_address=spec.ray_address)
         t0 = time.perf_counter()
         est = adapter.train(adapter.build(dict(spec.params)), ctx)
         train_s = time.perf_counter() - t0

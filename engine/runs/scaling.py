@@ -28,9 +28,13 @@ def plan_grid(models: Sequence[str], sizes: Sequence[str | int], *, workspace: P
               dataset: str | None = None, presets: Mapping[str, str | None] | None = None,
               overrides: Mapping[str, Sequence[str]] | None = None,
               noise_level: float = 1.0, seed: int = 0, test_split: str = "test",
-              val_split: str | None = "val", device: str = "auto") -> list[GridPoint]:
+              val_split: str | None = "val", device: str = "auto", workers: int = 1,
+              ray_address: str | None = None) -> list[GridPoint]:
     """Every spec of the grid, validated before anything runs (a size larger than the
-    dataset is a SpecError here), each with the finished run that already covers it."""
+    dataset is a SpecError here), each with the finished run that already covers it.
+    `workers` > 1 applies to the models with data-parallel training (vit, lgbm); the
+    others of the grid run as one process."""
+    from engine.runs.registry import get_adapter
     from engine.store.read import find_finished_run
 
     if not models or not sizes:
@@ -38,7 +42,9 @@ def plan_grid(models: Sequence[str], sizes: Sequence[str | int], *, workspace: P
     specs = [build_spec(m, workspace=workspace, size=s, dataset=dataset,
                         preset=(presets or {}).get(m), overrides=(overrides or {}).get(m, ()),
                         noise_level=noise_level, seed=seed, test_split=test_split,
-                        val_split=val_split, device=device)
+                        val_split=val_split, device=device,
+                        workers=workers if getattr(get_adapter(m), "distributed", False) else 1,
+                        ray_address=ray_address)
              for m in models for s in sizes]
     fps = {p: dataset_info(p)["fingerprint"] for p in {s.dataset_path for s in specs}}
     points = []

@@ -38,6 +38,8 @@ class RunSpec:
     val_split: str | None = "val"
     device: str = "auto"
     executor: str = "local"
+    workers: int = 1                  # data-parallel training workers (Ray Train); 1 = one process
+    ray_address: str | None = None    # the Ray cluster distributed training joins (None: local)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
@@ -53,6 +55,9 @@ class RunSpec:
                             hint=f"use one of: {', '.join(EXECUTORS)}")
         if not self.test_split:
             raise SpecError("empty test split", key="test_split")
+        if int(self.workers) < 1:
+            raise SpecError(f"workers must be >= 1, got {self.workers}", key="workers",
+                            hint="1 = single process; N > 1 = data-parallel via Ray Train")
 
     def config_hash(self) -> str:
         """16 hex of sha256 over the model and its resolved hyper-parameters: two runs
@@ -72,7 +77,8 @@ class RunSpec:
 
 
 _FIELDS = ("model", "preset", "params", "dataset", "dataset_path", "train_size",
-           "noise_level", "seed", "test_split", "val_split", "device", "executor")
+           "noise_level", "seed", "test_split", "val_split", "device", "executor",
+           "workers", "ray_address")
 
 
 # --------------------------------------------------------------------------- building
@@ -80,13 +86,18 @@ def build_spec(model: str, *, workspace: str | Path, size: str | int,
                dataset: str | None = None, preset: str | None = None,
                overrides: Sequence[str] = (), noise_level: float = 1.0, seed: int = 0,
                test_split: str = "test", val_split: str | None = "val",
-               device: str = "auto", executor: str = "local") -> RunSpec:
+               device: str = "auto", executor: str = "local", workers: int = 1,
+               ray_address: str | None = None) -> RunSpec:
     """Validate user input and resolve it into a RunSpec. Every bad input is a
     SpecError (exit 2) naming the field and the fix, data problems included."""
     from engine.io.dataset import parse_size
     from engine.runs.registry import get_adapter
 
     adapter = get_adapter(model)
+    if int(workers) > 1 and not getattr(adapter, "distributed", False):
+        raise SpecError(f"model {model!r} has no data-parallel training", key="workers",
+                        hint="--workers > 1 works for vit (Ray Train TorchTrainer) and lgbm "
+                        "(Ray Train LightGBM); drop --workers for this model")
     preset = preset or next(iter(adapter.presets))
     params = resolve_params(model, adapter.presets, preset, overrides)
     n = parse_size(size)
@@ -97,7 +108,7 @@ def build_spec(model: str, *, workspace: str | Path, size: str | int,
                        dataset=str(dataset or DEFAULT_DATASET), dataset_path=str(ds.root),
                        train_size=n, noise_level=float(noise_level), seed=int(seed),
                        test_split=test_split, val_split=val_split or None, device=device,
-                       executor=executor)
+                       executor=executor, workers=int(workers), ray_address=ray_address)
     finally:
         ds.close()
 
