@@ -207,12 +207,16 @@ def report_cmd(
     dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the one with "
                                 "the most finished runs)."),
     out: Path = typer.Option(None, "--out", help="Write the markdown here instead of stdout."),
+    compare: bool = typer.Option(True, "--compare/--no-compare", help="Add the table of our "
+                                 "numbers beside the research's reference values (labelled)."),
     workspace: Path = WorkspaceOpt,
 ) -> None:
-    """Markdown results summary computed from the store (no hard-coded numbers)."""
+    """Markdown results summary computed from the store: the research summary's sections
+    (scaling, MoE oracle and gates, de-leakage, ceiling, configurations, files, summary);
+    a section without data says which command fills it."""
     from engine.store.report import build_report
 
-    text = build_report(_ws(workspace), dataset)
+    text = build_report(_ws(workspace), dataset, compare=compare)
     if out is None:
         typer.echo(text, nl=False)
         return

@@ -14,6 +14,7 @@ instead of one (GENERATOR.md §4 pitfall 2); the Fisher code uses it."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -140,6 +141,10 @@ class BatchSynth:
             torch.set_num_threads(threads)
         if compile:
             try:
+                # inductor warns that complex ops (the Voigt profile) stay eager: expected,
+                # and not something a user generating a dataset can act on
+                warnings.filterwarnings("ignore", message=".*does not support code generation "
+                                        "for complex operators.*")
                 fn = torch.compile(self.model, dynamic=False)
                 with torch.no_grad():
                     fn(torch.full((self.batch, 5), 0.0) + torch.tensor([4800.0, 3.0, -0.5, 0.1, 0.0]))

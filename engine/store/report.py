@@ -1,228 +1,214 @@
 """The markdown results summary (`logg-engine report`), built from the store only.
 
 Why: the research's reports carried hand-copied and stale numbers (ORIGINAL_SYSTEM.md §9.2
-items 1, 5). Every number here is read from the store at generation time; sections for
-MoE, de-leakage and the Fisher ceiling appear only when their tables have rows."""
+items 1, 5). This report has the research summary's sections (scaling curve, MoE oracle
+and gates, de-leakage, model configurations, result files, summary table) and every number
+in it is read from the results store at generation time. The single exception is the
+"comparison with the research" table, whose reference column comes from
+engine.store.research_reference and is labelled as the research's. A section whose data
+is not in the store yet says which command fills it.
+
+This module loads what the report needs (one short read-only connection) into a
+`ReportData`; the sections live in report_scaling, report_moe, report_sections and
+report_compare."""
 
 from __future__ import annotations
 
-import math
+import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from engine.errors import StoreError
+from engine.paths import store_path
 from engine.store.connect import NO_RESULTS_HINT, connect_ro
 
-SATURATION_DR2 = 0.01  # R² gain between the two largest sizes below which a model "saturates"
+ANALYSIS_VIEWS = ("moe_bins", "moe_overall", "moe_gates", "deleakage", "ceiling")
+KIND_VIEW = {"moe_oracle": "moe_bins", "moe_gate": "moe_gates", "deleakage": "deleakage",
+             "ceiling": "ceiling"}  # analysis kind → the view its section reads
+KNOWN_KINDS = tuple(KIND_VIEW)
 
 
-def build_report(workspace: Path, dataset: str | None = None) -> str:
-    """Markdown summary for one dataset (default: the one with the most finished runs)."""
-    with connect_ro(workspace) as con:
-        scaling = con.execute("SELECT * FROM scaling_curve").df()
-        if scaling.empty:
-            raise StoreError("no finished runs in the store yet", hint=NO_RESULTS_HINT)
-        dataset = dataset or scaling["dataset"].value_counts().index[0]
-        scaling = scaling[scaling["dataset"] == dataset]
-        if scaling.empty:
-            known = ", ".join(sorted(con.execute(
-                "SELECT DISTINCT dataset FROM scaling_curve").df()["dataset"].astype(str)))
-            raise StoreError(f"no finished runs on dataset '{dataset}'",
-                             hint=f"datasets with results: {known}")
-        ids = list(scaling["run_id"])
-        bins = con.execute("SELECT * FROM bin_table WHERE run_id IN (SELECT unnest(?))",
-                           [ids]).df()
-        info = con.execute("SELECT DISTINCT test_split, dataset_fingerprint FROM runs "
-                           "WHERE run_id IN (SELECT unnest(?))", [ids]).df()
-        moe = con.execute("SELECT m.*, r.model FROM moe_experts m JOIN runs r USING (run_id) "
-                          "WHERE r.dataset_name = ?", [dataset]).df()
-        analyses = _analysis_frames(con, dataset)
+@dataclass
+class ReportData:
+    """Everything one report reads, already restricted to one dataset."""
+
+    workspace: Path
+    dataset: str
+    points: pd.DataFrame        # best finished run per model × train size × noise level
+    noise: float | None         # the noise level most runs used (sections 1.2, 4, summary)
+    info: pd.DataFrame          # test split / fingerprint of those runs
+    bins: pd.DataFrame          # bin_table rows of those runs
+    params: pd.DataFrame        # run_params of those runs
+    runs: pd.DataFrame          # runs rows of those runs (command, device, run_dir, ...)
+    moe_experts: pd.DataFrame   # per-expert rows of MoE runs (moe_experts table)
+    analyses: pd.DataFrame      # this dataset's analyses that have rows (params parsed)
+    views: dict[str, pd.DataFrame] = field(default_factory=dict)  # ANALYSIS_VIEWS rows
+    confusion: pd.DataFrame = field(default_factory=pd.DataFrame)  # gate confusion rows
+    other: dict[str, pd.DataFrame] = field(default_factory=dict)   # analyses of other kinds
+    n_train: float | None = None  # training rows of the dataset (datasets table), if known
+
+    def pick(self, kind: str, **match: Any) -> str | None:
+        """The analysis of `kind` whose params match `match`, preferring the report's noise
+        level, then the newest; None when there is none."""
+        if KIND_VIEW.get(kind, kind) not in self.views:  # an old store without the views
+            return None
+        a = self.analyses[self.analyses["kind"] == kind]
+        for k, v in match.items():
+            if a.empty:
+                return None
+            a = a[a["params"].map(lambda p, k=k, v=v: p.get(k) == v).astype(bool)]
+        if a.empty:
+            return None
+        same_noise = a["params"].map(lambda p: _same(p.get("noise_level", 1.0), self.noise))
+        a = a.assign(_n=same_noise).sort_values(["_n", "created", "analysis_id"])
+        return str(a.iloc[-1]["analysis_id"])
+
+    def view(self, name: str, analysis_id: str | None) -> pd.DataFrame:
+        df = self.views.get(name, pd.DataFrame())
+        if analysis_id is None or df.empty:
+            return df.iloc[0:0]
+        return df[df["analysis_id"] == analysis_id]
+
+    def params_of(self, analysis_id: str | None) -> dict[str, Any]:
+        if analysis_id is None:
+            return {}
+        row = self.analyses[self.analyses["analysis_id"] == analysis_id]
+        return row.iloc[0]["params"] if len(row) else {}
+
+
+def build_report(workspace: Path, dataset: str | None = None, *, compare: bool = True) -> str:
+    """Markdown summary for one dataset (default: the one with the most finished runs).
+    `compare`: add the table of our numbers beside the research's reference values."""
+    from engine.store import report_compare as C
+    from engine.store import report_moe as M
+    from engine.store import report_scaling as S
+    from engine.store import report_sections as X
+
+    d = load_report_data(workspace, dataset)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    out = [f"# log g results summary — dataset `{dataset}`", "",
-           f"> Generated {now} from the results store (every number below is read from it).",
-           f"> Test split(s): {', '.join(map(str, info['test_split'].unique()))}; "
-           f"dataset fingerprint(s): {', '.join(map(str, info['dataset_fingerprint'].unique()))}.",
-           ""]
-    for noise, group in scaling.groupby("noise_level", sort=True):
-        out += _scaling_section(group, noise)
-        out += _bin_section(group, bins, "snr", "2. R² per SNR bin (fixed bins on `snr`)")
-        out += _bin_section(group, bins, "teff_mh", "3. R² per Teff × [M/H] bin")
-    if not moe.empty:
-        out += _moe_section(moe)
-    for title, aid, frame in analyses:
-        out += [f"## {title} (`{aid}`)", "", *frame_markdown(frame), ""]
+    splits = ", ".join(map(str, d.info["test_split"].dropna().unique())) or "—"
+    fps = ", ".join(map(str, d.info["dataset_fingerprint"].dropna().unique())) or "—"
+    out = [f"# log g results summary — dataset `{d.dataset}`", "",
+           f"> Generated {now} from the results store `{store_path(d.workspace)}`: every "
+           "number below is read from it"
+           + (", except the research's reference values in the comparison table (labelled)."
+              if compare else "."), ">",
+           f"> Test split(s): {splits}; dataset fingerprint(s): {fps}; "
+           f"runs: {len(d.points)} (model × size × noise points); "
+           f"analyses: {len(d.analyses)}.", "", "---", ""]
+    for part in (S.scaling_section, M.moe_section, X.deleakage_section, X.ceiling_section,
+                 X.configurations_section, X.files_section):
+        out += part(d) + ["---", ""]
+    out += C.summary_section(d, compare) + ["---", ""]
+    if compare:
+        out += C.comparison_section(d) + ["---", ""]
+    out += C.next_steps_section(d)
+    out += X.other_analyses_section(d)
     return "\n".join(out).rstrip() + "\n"
 
 
-# kind → [(section title, view)]: the later issues' views (migrations/002_analysis_views.sql)
-ANALYSIS_VIEWS = {
-    "moe_oracle": [("MoE oracle (mask-aligned overall)", "moe_overall"),
-                   ("MoE oracle per bin", "moe_bins")],
-    "moe_gate": [("MoE with a learned gate", "moe_gates")],
-    "deleakage": [("Error-vector de-leakage", "deleakage")],
-    # per-run rows are already in §2/§3 beside R²_max: only the test split's ceiling here
-    "ceiling": [("Fisher / CRLB ceiling of the test split", "ceiling", "section = 'dataset'")],
-}
+def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
+    """Read the store once (read-only) and keep the rows of `dataset`."""
+    with connect_ro(workspace) as con:
+        lb = con.execute("SELECT * FROM leaderboard").df()
+        analyses = con.execute(
+            "SELECT analysis_id, kind, params, created FROM analyses WHERE analysis_id IN "
+            "(SELECT analysis_id FROM analysis_rows)").df()
+        analyses["params"] = analyses["params"].map(_params)
+        analyses["dataset"] = analyses["params"].map(lambda p: p.get("dataset"))
+        dataset = _choose_dataset(lb, analyses, dataset)
+        lb = lb[lb["dataset"] == dataset]
+        points = best_points(lb)
+        ids = list(points["run_id"])
+        info = con.execute("SELECT DISTINCT test_split, dataset_fingerprint FROM runs "
+                           "WHERE run_id IN (SELECT unnest(?))", [ids]).df()
+        bins = con.execute("SELECT * FROM bin_table WHERE run_id IN (SELECT unnest(?))",
+                           [ids]).df()
+        params = con.execute("SELECT * FROM run_params WHERE run_id IN (SELECT unnest(?))",
+                             [ids]).df()
+        runs = con.execute("SELECT * EXCLUDE (spec, versions) FROM runs "
+                           "WHERE run_id IN (SELECT unnest(?))", [ids]).df()
+        moe = con.execute("SELECT m.*, r.model, r.train_size FROM moe_experts m "
+                          "JOIN runs r USING (run_id) WHERE r.dataset_name = ?",
+                          [dataset]).df()
+        analyses = analyses[analyses["dataset"] == dataset].reset_index(drop=True)
+        aids = list(analyses["analysis_id"])
+        have = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+        views = {v: con.execute(f"SELECT * FROM {v} WHERE analysis_id IN "
+                                "(SELECT unnest(?))", [aids]).df()
+                 for v in ANALYSIS_VIEWS if v in have}
+        confusion = con.execute(
+            "SELECT analysis_id, TRY_CAST(extra->>'true_bin' AS INTEGER) AS true_bin, "
+            "TRY_CAST(extra->>'pred_bin' AS INTEGER) AS pred_bin, value AS count "
+            "FROM analysis_rows WHERE analysis_id IN (SELECT unnest(?)) "
+            "AND extra->>'section' = 'confusion' ORDER BY true_bin, pred_bin", [aids]).df()
+        n_train = con.execute("SELECT max(n_train) FROM datasets WHERE fingerprint IN "
+                              "(SELECT unnest(?))",
+                              [list(info["dataset_fingerprint"].dropna())]).fetchone()[0]
+        other = {}
+        for r in analyses[~analyses["kind"].isin(KNOWN_KINDS)].itertuples():
+            other[r.analysis_id] = con.execute(
+                "SELECT key, metric, value FROM analysis_rows WHERE analysis_id = ? "
+                "ORDER BY row_idx", [r.analysis_id]).df()
+    return ReportData(workspace=Path(workspace), dataset=dataset, points=points,
+                      noise=_main_noise(points), info=info, bins=bins, params=params, runs=runs,
+                      moe_experts=moe, analyses=analyses, views=views, confusion=confusion,
+                      other=other, n_train=n_train)
 
 
-def _analysis_frames(con, dataset: str) -> list[tuple[str, str, pd.DataFrame]]:
-    """(title, analysis_id, rows) for the latest analysis of each kind that has rows,
-    preferring analyses of `dataset`; kinds without a view are shown as key × metric."""
-    latest = con.execute("""
-        SELECT kind, arg_max(analysis_id, (coalesce(params->>'dataset' = ?, false), created))
-        FROM analyses WHERE analysis_id IN (SELECT analysis_id FROM analysis_rows)
-        GROUP BY kind ORDER BY kind""", [dataset]).fetchall()
-    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
-    out = []
-    for kind, aid in latest:
-        for title, view, *where in ANALYSIS_VIEWS.get(kind, []):
-            if view in views:
-                cond = "".join(f" AND {w}" for w in where)
-                df = con.execute(f"SELECT * FROM {view} WHERE analysis_id = ?{cond}",
-                                 [aid]).df().dropna(axis=1, how="all")
-                if not df.empty:
-                    out.append((title, aid, _drop_constant(df)))
-        if kind not in ANALYSIS_VIEWS:
-            df = con.execute("SELECT key, metric, value FROM analysis_rows WHERE "
-                             "analysis_id = ? ORDER BY row_idx", [aid]).df()
-            wide = df.pivot_table(index="key", columns="metric", values="value",
-                                  aggfunc="first", sort=False).reset_index()
-            out.append((kind.replace("_", " ").capitalize(), aid, wide))
-    return out
+def best_points(lb: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, train size, noise level): the finished run with the best test
+    R² (ties: the newest), with `n_runs` = how many finished runs that point has."""
+    if lb.empty:
+        return lb.assign(n_runs=pd.Series(dtype="int64"))
+    keys = ["model", "train_size", "noise_level"]
+    lb = lb.assign(_r2=lb["r2"].fillna(float("-inf")))
+    counts = lb.groupby(keys)["run_id"].transform("count")
+    lb = lb.assign(n_runs=counts).sort_values(["_r2", "ended", "run_id"], na_position="first")
+    best = lb.groupby(keys, sort=False).tail(1).drop(columns="_r2")
+    return best.sort_values(["noise_level", "model", "train_size"]).reset_index(drop=True)
 
 
-def _drop_constant(df: pd.DataFrame) -> pd.DataFrame:
-    """Drop the analysis id and columns that hold one value for every row (parameters)."""
-    keep = [c for c in df.columns if c != "analysis_id"
-            and (len(df) == 1 or df[c].astype(str).nunique() > 1 or c in ("n", "label"))]
-    return df[keep]
+def _choose_dataset(lb: pd.DataFrame, analyses: pd.DataFrame, dataset: str | None) -> str:
+    known = sorted(set(lb["dataset"].dropna().astype(str))
+                   | set(analyses["dataset"].dropna().astype(str)))
+    if not known:
+        raise StoreError("no finished runs or analyses in the store yet", hint=NO_RESULTS_HINT)
+    if dataset is None:
+        if not lb.empty:
+            return str(lb["dataset"].value_counts().index[0])
+        return str(analyses.sort_values("created").iloc[-1]["dataset"])
+    if dataset not in known:
+        raise StoreError(f"no finished runs or analyses on dataset '{dataset}'",
+                         key="dataset", hint=f"datasets with results: {', '.join(known)}")
+    return dataset
 
 
-def frame_markdown(df: pd.DataFrame) -> list[str]:
-    """A DataFrame as a markdown table (floats to 4 decimals, missing as —)."""
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |",
-             "|" + "---|" * len(df.columns)]
-    counts = {c for c in df.columns if df[c].dtype.kind == "f"
-              and df[c].dropna().map(float.is_integer).all() and df[c].notna().any()}
-    for row in df.itertuples(index=False):
-        cells = [str(int(v)) if c in counts and _finite(v) else _cell(v)
-                 for c, v in zip(df.columns, row)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+def _main_noise(points: pd.DataFrame) -> float | None:
+    """The noise level with the most points; ties go to the one closest to 1.0."""
+    if points.empty:
+        return None
+    counts = points["noise_level"].value_counts()
+    top = counts[counts == counts.max()].index
+    return float(min(top, key=lambda v: (abs(v - 1.0), v)))
 
 
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return _n(v, 4)
-    if v is None or (isinstance(v, float) and math.isnan(v)) or str(v) in ("nan", "<NA>"):
-        return "—"
-    return str(v)
-
-
-def _scaling_section(group: pd.DataFrame, noise: float) -> list[str]:
-    lines = [f"## 1. Scaling curve (noise_level = {noise:g})", "",
-             "### 1.1 Results per model and training size", "",
-             "| Model | Train size | Test R² [95% CI] | Test MAE (dex) | Run |",
-             "|-------|-----------:|------------------|---------------:|-----|"]
-    ordered = group.sort_values(["model", "train_size"], ascending=[True, False])
-    for r in ordered.itertuples():
-        lines.append(f"| {r.model} | {_size(r.train_size)} | {_n(r.r2, 3)} "
-                     f"[{_n(r.r2_lo, 3)}, {_n(r.r2_hi, 3)}] | {_n(r.mae, 3)} | `{r.run_id}` |")
-    return lines + ["", "### 1.2 Key findings", ""] + key_findings(group) + [""]
-
-
-def key_findings(group: pd.DataFrame) -> list[str]:
-    """Findings computed from the scaling rows: best model, per-model trend, saturation."""
-    g = group.dropna(subset=["r2"])
-    if g.empty:
-        return ["- No run has a finite R² yet."]
-    best = g.loc[g["r2"].idxmax()]
-    lines = [f"1. **Best overall: {best['model']}** at {_size(best['train_size'])} "
-             f"(R² {_n(best['r2'], 3)}, MAE {_n(best['mae'], 3)} dex)."]
-    largest = g.sort_values("train_size").groupby("model").tail(1).sort_values("r2",
-                                                                            ascending=False)
-    if len(largest) >= 2:
-        a, b = largest.iloc[0], largest.iloc[1]
-        lines.append(f"{len(lines) + 1}. At their largest sizes, {a['model']} "
-                     f"({_size(a['train_size'])}) beats {b['model']} "
-                     f"({_size(b['train_size'])}) by {a['r2'] - b['r2']:+.3f} R².")
-    for model, rows in g.sort_values("train_size").groupby("model"):
-        if len(rows) < 2:
-            continue
-        first, prev, last = rows.iloc[0], rows.iloc[-2], rows.iloc[-1]
-        trend = (f"R² {_n(first['r2'], 3)} → {_n(last['r2'], 3)} from "
-                 f"{_size(first['train_size'])} to {_size(last['train_size'])}")
-        gain = last["r2"] - prev["r2"]
-        if gain < -SATURATION_DR2:
-            verdict = (f"**no gain from more data**: R² falls {gain:+.3f} from "
-                       f"{_size(prev['train_size'])} to {_size(last['train_size'])}")
-        elif gain < SATURATION_DR2:
-            verdict = (f"**saturates** around R² {_n(last['r2'], 2)} (gain {gain:+.3f} from "
-                       f"{_size(prev['train_size'])} to {_size(last['train_size'])})")
-        else:
-            verdict = f"still improving ({gain:+.3f} over the last size step)"
-        lines.append(f"{len(lines) + 1}. **{model}**: {trend}; {verdict}.")
-    return lines
-
-
-def _bin_section(group: pd.DataFrame, bins: pd.DataFrame, scheme: str, title: str) -> list[str]:
-    """One row per bin, one R² column per model (its largest-size run), plus R²_max."""
-    runs = group.sort_values("train_size").groupby("model").tail(1)
-    b = bins[(bins["scheme"] == scheme) & bins["run_id"].isin(runs["run_id"])]
-    if b.empty:
-        return []
-    models = [(r.model, r.run_id, r.train_size) for r in runs.itertuples()]
-    head = "| Bin | n | " + " | ".join(f"{m} ({_size(s)})" for m, _, s in models)
-    has_max = b["r2_max"].notna().any()
-    head += " | R²_max |" if has_max else " |"
-    lines = [f"## {title}", "", head,
-             "|" + "---|" * (2 + len(models) + (1 if has_max else 0))]
-    for (bin_, label), rows in b.groupby(["bin", "label"], sort=True):
-        by_run = rows.set_index("run_id")
-        cells = [_n(by_run["r2"].get(rid), 3) for _, rid, _ in models]
-        n = int(rows["n"].max())
-        line = f"| {label} | {n} | " + " | ".join(cells)
-        if has_max:  # the ceiling depends on the test rows only: same for every run
-            ceiling = rows["r2_max"].dropna()
-            line += f" | {_n(ceiling.iloc[0], 3) if len(ceiling) else '—'}"
-        lines.append(line + " |")
-    return lines + [""]
-
-
-def _moe_section(moe: pd.DataFrame) -> list[str]:
-    lines = ["## 4. Mixture of experts", "",
-             "| Run | Model | Scheme | Expert | n_test | R² expert | R² global | Δ R² |",
-             "|---|---|---|---|---:|---:|---:|---:|"]
-    for r in moe.itertuples():
-        d = (r.r2 - r.r2_global) if _finite(r.r2) and _finite(r.r2_global) else None
-        lines.append(f"| `{r.run_id}` | {r.model} | {r.scheme} | {r.label or r.expert} | "
-                     f"{_n(r.n_test, 0)} | {_n(r.r2, 3)} | {_n(r.r2_global, 3)} | "
-                     f"{'—' if d is None else f'{d:+.3f}'} |")
-    return lines + [""]
-
-
-def _finite(x) -> bool:
-    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
-
-
-def _n(x, digits: int) -> str:
+def _params(p) -> dict[str, Any]:
+    if isinstance(p, dict):
+        return p
     try:
-        f = float(x)
+        out = json.loads(p) if p else {}
     except (TypeError, ValueError):
-        return "—"
-    return f"{f:.{digits}f}" if math.isfinite(f) else "—"
+        return {}
+    return out if isinstance(out, dict) else {}
 
 
-def _size(n) -> str:
-    """10000 → 10k, 1000000 → 1M (the research's size labels)."""
+def _same(a, b) -> bool:
     try:
-        n = int(n)
+        return b is None or abs(float(a) - float(b)) < 1e-9
     except (TypeError, ValueError):
-        return "—"
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n >= 1000 and n % 1000 == 0:
-        return f"{n // 1000}k"
-    return str(n)
+        return False

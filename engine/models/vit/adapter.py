@@ -18,6 +18,7 @@ class ViTAdapter:
 
     name = "vit"
     presets: dict[str, dict] = VIT_PRESETS
+    distributed = True          # --workers N: Ray Train TorchTrainer (distributed.py)
 
     def build(self, params: dict) -> Any:
         from engine.errors import SpecError
@@ -32,7 +33,11 @@ class ViTAdapter:
     def train(self, est, ctx) -> Any:
         """Fit on ctx.train, select on ctx.val (frozen noisy), checkpoint to
         ctx.checkpoint_dir, resume when ctx.resume. If ctx.should_stop() fired, the last
-        checkpoint is written and `est.stopped_` is True: the runner ends the run cancelled."""
+        checkpoint is written and `est.stopped_` is True: the runner ends the run cancelled.
+        With ctx.workers > 1 the same fit runs data-parallel on Ray Train workers."""
+        if int(getattr(ctx, "workers", 1) or 1) > 1:
+            from .distributed import fit_distributed
+            return fit_distributed(est, ctx)
         return est.fit_split(ctx.train, ctx.val, noise_level=ctx.noise_level, seed=ctx.seed,
                              callbacks=ctx.callbacks, checkpoint_dir=ctx.checkpoint_dir,
                              resume=ctx.resume, should_stop=ctx.should_stop,

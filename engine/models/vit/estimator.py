@@ -127,16 +127,18 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
         val = None if eval_set is None else (np.asarray(eval_set[0]), _as_2d(eval_set[1]))
         return self._fit(lambda dev: _resident(X, error, dev), len(X), X.shape[1], y2, val,
                          noise_level, self.seed, callbacks, checkpoint_dir, resume,
-                         should_stop, None)
+                         should_stop, None, None)
 
     def fit_split(self, train, val=None, *, noise_level: float | None = None,
                   seed: int | None = None, callbacks=None,
                   checkpoint_dir: str | Path | None = None, resume: bool = False,
                   should_stop: Callable[[], bool] | None = None,
-                  device: str | None = None) -> "SpecViTRegressor":
+                  device: str | None = None, parallel=None) -> "SpecViTRegressor":
         """Train on a dataset Split (engine.io.dataset): resident on the device when it fits,
         else streamed from HDF5. Validation uses `val.noisy(noise_level, seed)`, the same
-        frozen realisation every epoch (`val.noisy(noise_level)`, as the test split)."""
+        frozen realisation every epoch (`val.noisy(noise_level)`, as the test split).
+        `parallel` (trainer.Parallel): this process's rank in a data-parallel fit
+        (engine/models/vit/distributed.py); None = one process."""
         nl = self.noise_level if noise_level is None else noise_level
         sd = self.seed if seed is None else seed
         y2 = _labels(train.params, self.targets, "train")
@@ -154,12 +156,12 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
             return lambda y_z: StreamedData(train, y_z, dev, self.chunk_rows)
 
         return self._fit(make_data, train.n_rows, n_pixels, y2, val_pair, nl, sd, callbacks,
-                         checkpoint_dir, resume, should_stop, device)
+                         checkpoint_dir, resume, should_stop, device, parallel)
 
     def _fit(self, make_data, n_rows, n_pixels, y2, val, noise_level, seed, callbacks,
-             checkpoint_dir, resume, should_stop, device) -> "SpecViTRegressor":
+             checkpoint_dir, resume, should_stop, device, parallel) -> "SpecViTRegressor":
         import torch
-        from .model import SpecViT, count_parameters
+        from .model import SpecViT
         from .trainer import Trainer
         if self.input_norm not in ("center", "none"):
             raise SpecError(f"unknown input_norm {self.input_norm!r}", key="input_norm",
@@ -182,20 +184,29 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
                  "targets": list(self._target_names(y2.shape[1]))}
         trainer = Trainer(model, tcfg, data, dev, val=val, y_mu=mu, y_sigma=sigma,
                           callbacks=callbacks, checkpoint_dir=checkpoint_dir,
-                          should_stop=should_stop, extra_state=extra)
+                          should_stop=should_stop, extra_state=extra, parallel=parallel)
         out = trainer.fit(resume=resume)
+        return self._set_fitted(model, mcfg, mu, sigma, extra["targets"], out, dev,
+                                tcfg.use_amp)
+
+    def _set_fitted(self, model, mcfg, mu, sigma, targets, out, dev,
+                    use_amp: bool) -> "SpecViTRegressor":
+        """The learned state (`_` attributes) from a trained model and its FitOutcome; also
+        used to adopt the weights a data-parallel fit left in its checkpoints."""
+        from .model import count_parameters
         self.model_ = model
         self.config_ = mcfg
-        self.y_mu_, self.y_sigma_ = mu, sigma
-        self.n_targets_ = y2.shape[1]
-        self.target_names_ = extra["targets"]
-        self.n_features_in_ = n_pixels
+        self.y_mu_ = np.asarray(mu, dtype=np.float64)
+        self.y_sigma_ = np.asarray(sigma, dtype=np.float64)
+        self.n_targets_ = mcfg.n_targets
+        self.target_names_ = list(targets)
+        self.n_features_in_ = mcfg.n_pixels
         self.n_params_ = count_parameters(model)
         self.history_ = out.history
         self.best_epoch_, self.best_val_r2_ = out.best_epoch, out.best_r2
         self.stopped_ = out.stopped
         self.device_ = dev
-        self.use_amp_ = tcfg.use_amp
+        self.use_amp_ = use_amp
         return self
 
     def _target_names(self, n: int) -> tuple[str, ...]:

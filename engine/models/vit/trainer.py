@@ -7,6 +7,11 @@ What it fixes relative to the research loop (ORIGINAL_SYSTEM.md §3.3.2):
   * validation R²/MAE on the whole val set in dex (not per-batch means in z units);
   * the estimator ends holding the BEST checkpoint (by val R²), not the last epoch;
   * divergence (non-finite loss) and collapse to the mean end the run with a RunError.
+
+The same loop runs data-parallel (engine/models/vit/distributed.py, one process per Ray
+Train worker) when given a `Parallel` with world_size > 1: every rank walks the same global
+batches and draws the same global noise, then trains on its own slice of rows through DDP
+(averaged gradients), so the optimisation follows the single-process run step for step.
 """
 
 from __future__ import annotations
@@ -106,6 +111,63 @@ def r2_mae(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 1 - ss_res / np.maximum(ss_tot, 1e-30), np.abs(y - p).mean(0)
 
 
+@dataclass(frozen=True)
+class Parallel:
+    """This process's place in a data-parallel fit (torch.distributed already initialised by
+    the caller, e.g. Ray Train). The default is one process: nothing is wrapped or reduced.
+
+    Why slice a global batch instead of giving each rank its own batches: the global batch,
+    its noise and the data order stay exactly those of the single-process run, so the
+    averaged gradient is the single-process gradient and a 2-worker run can be checked
+    against a 1-worker run to float precision."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes checkpoints and reports events; the others only train."""
+        return self.rank == 0
+
+    def rows(self, n: int) -> tuple[int, int]:
+        """[lo, hi) of this rank's rows in a global batch of n (sizes differ by at most 1)."""
+        base, extra = divmod(n, self.world_size)
+        lo = self.rank * base + min(self.rank, extra)
+        return lo, lo + base + (1 if self.rank < extra else 0)
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """DDP around the model (gradients averaged over ranks in backward). Buffers (the
+        input mean) are equal on every rank, so they are not re-broadcast every forward."""
+        if not self.active:
+            return model
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        ids = [device] if device.type == "cuda" else None
+        return DDP(model, device_ids=ids, broadcast_buffers=False)
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean of a scalar over ranks (every rank gets it)."""
+        if not self.active:
+            return value
+        import torch.distributed as dist
+        out = value.detach().clone().reshape(1).float()
+        dist.all_reduce(out)
+        return out[0] / self.world_size
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """True on every rank when it is True on any: ranks must agree when to stop, or
+        the ones still training would wait forever in the next all-reduce."""
+        if not self.active:
+            return flag
+        import torch.distributed as dist
+        t = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+
 @dataclass
 class LoopState:
     """Everything a resumed run needs besides model/optimizer/scheduler state."""
@@ -134,8 +196,9 @@ class Trainer:
                  val: tuple[np.ndarray, np.ndarray] | None, y_mu: np.ndarray,
                  y_sigma: np.ndarray, callbacks=None, checkpoint_dir: Path | None = None,
                  should_stop: Callable[[], bool] | None = None,
-                 extra_state: dict | None = None) -> None:
+                 extra_state: dict | None = None, parallel: Parallel | None = None) -> None:
         self.model, self.cfg, self.data, self.device = model, cfg, data, device
+        self.par = parallel or Parallel()
         self.val, self.y_mu, self.y_sigma = val, y_mu, y_sigma
         self.callbacks = callbacks
         self.ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else None
@@ -153,7 +216,11 @@ class Trainer:
         self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed)
         self.state = LoopState()
         self.best_state: dict | None = None
-        self.fwd = torch.compile(model) if cfg.use_compile else model
+        wrapped = self.par.wrap(model, device)
+        self.fwd = torch.compile(wrapped) if cfg.use_compile else wrapped
+        # validation runs on every rank with the bare model: no collective inside it
+        self.eval_fwd = self.fwd if not self.par.active else (
+            torch.compile(model) if cfg.use_compile else model)
 
     # ------------------------------------------------------------------ checkpoints
     def _rng_state(self) -> dict:
@@ -163,7 +230,7 @@ class Trainer:
         return s
 
     def save_last(self) -> None:
-        if self.ckpt_dir is None:
+        if self.ckpt_dir is None or not self.par.is_main:
             return
         st = self.state
         payload = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
@@ -177,7 +244,7 @@ class Trainer:
 
     def _save_best(self) -> None:
         self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        if self.ckpt_dir is not None:
+        if self.ckpt_dir is not None and self.par.is_main:
             _atomic_save({"model": self.best_state, "epoch": self.state.best_epoch,
                           "val_r2": self.state.best_r2, **self.extra_state},
                          self.ckpt_dir / "best.pt")
@@ -206,6 +273,10 @@ class Trainer:
     def fit(self, resume: bool = False) -> FitOutcome:
         if resume:
             self.restore()
+        if self.par.active and not self.par.is_main:
+            # own dropout masks per rank (the model init and the noise stay shared)
+            torch.manual_seed(cfg_seed_for_rank(self.cfg.seed, self.par.rank,
+                                                self.state.global_step))
         st, cfg = self.state, self.cfg
         emit(self.callbacks, "start", total=self.total_steps, unit="step", what="train vit")
         t0, steps0 = time.perf_counter(), st.global_step
@@ -214,7 +285,7 @@ class Trainer:
             t_epoch, n_seen, n_local, loss_sum = time.perf_counter(), 0, 0, None
             batches = self.data.batches(cfg.seed, st.epoch, cfg.batch_size, st.step_in_epoch)
             for flux, err, y in batches:
-                if self.should_stop():
+                if self._stop_now():
                     self.save_last()
                     return self._outcome(stopped=True)
                 loss = self._step(flux, err, y)
@@ -233,27 +304,45 @@ class Trainer:
                     break
             self._check_finite(loss_sum)
             self._end_epoch(loss_sum, n_local, n_seen, time.perf_counter() - t_epoch, t0, steps0)
-            if self.should_stop():
+            if self._stop_now():
                 self.save_last()
                 return self._outcome(stopped=True)
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return self._outcome(stopped=False)
 
+    def _stop_now(self) -> bool:
+        return self.par.any(bool(self.should_stop()), self.device)
+
     def _step(self, flux, err, y) -> torch.Tensor:
-        """One optimisation step on a batch with fresh noise drawn on the device."""
+        """One optimisation step on a batch with fresh noise drawn on the device.
+
+        Data-parallel: the noise is drawn for the whole global batch (same generator state
+        on every rank), then each rank keeps its rows. Its loss is scaled by
+        world·n_rank/n_global so that DDP's average of the rank gradients is the gradient
+        of the global-batch mean loss; the loss returned is that global mean."""
         self.model.train()
+        self.fwd.train()
         eps = torch.randn(flux.shape, generator=self.noise_gen, device=self.device)
+        n_global = len(flux)
+        if self.par.active:
+            lo, hi = self.par.rows(n_global)
+            flux, err, y, eps = flux[lo:hi], err[lo:hi], y[lo:hi], eps[lo:hi]
         noisy = flux + eps * err * self.cfg.noise_level
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.use_amp):
             pred = self.fwd(noisy).float()
-        loss = self.loss_fn(pred, y.view(pred.shape))
+        if len(y) == 0:                      # fewer rows than ranks: join with zero gradient
+            loss = pred.sum() * 0.0
+        else:
+            loss = self.loss_fn(pred, y.view(pred.shape))
+        if self.par.active:
+            loss = loss * (self.par.world_size * len(y) / n_global)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.opt.step()
         self.sched.step()
-        return loss
+        return self.par.mean(loss) if self.par.active else loss
 
     def _check_finite(self, loss_sum) -> None:
         if loss_sum is not None and not bool(torch.isfinite(loss_sum)):
@@ -290,7 +379,7 @@ class Trainer:
         if self.val is None:
             return {}
         X, y = self.val
-        z = predict_z(self.fwd, X, self.device, self.cfg.eval_batch_size, self.cfg.use_amp)
+        z = predict_z(self.eval_fwd, X, self.device, self.cfg.eval_batch_size, self.cfg.use_amp)
         pred = z * self.y_sigma + self.y_mu
         r2, mae = r2_mae(y.reshape(pred.shape), pred)
         return {"val_r2": float(r2.mean()), "val_mae": float(mae.mean()),
@@ -332,6 +421,12 @@ class Trainer:
         st = self.state
         return FitOutcome(stopped=stopped, best_epoch=st.best_epoch, best_r2=st.best_r2,
                           history=list(st.history))
+
+
+def cfg_seed_for_rank(seed: int, rank: int, step: int) -> int:
+    """Seed of a non-zero rank's global torch RNG (dropout) when a data-parallel fit starts
+    or resumes at `step`."""
+    return (int(seed) * 1_000_003 + 7919 * int(rank) + int(step)) % (2 ** 63)
 
 
 def _atomic_save(obj, path: Path) -> None:
