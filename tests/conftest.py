@@ -29,3 +29,38 @@ def tiny_dataset(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("datasets") / "tiny"
     return build_dataset("tiny", out=root, seed=0, crlb=False, compile="off")
+
+
+# ---------------------------------------------------------------------------- Ray
+RAY_QUIET = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
+             "RAY_BACKEND_LOG_LEVEL": "error", "RAY_enable_metrics_collection": "0",
+             "RAY_metrics_report_interval_ms": "0", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
+
+
+@pytest.fixture(scope="session")
+def _quiet_ray():
+    """Quiet Ray for this process and the subprocesses the tests start, and no
+    $RAY_ADDRESS from the caller's shell: the tests use their own local Ray."""
+    saved = {k: os.environ.get(k) for k in (*RAY_QUIET, "RAY_ADDRESS")}
+    for key, value in RAY_QUIET.items():
+        os.environ.setdefault(key, value)
+    os.environ.pop("RAY_ADDRESS", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(_quiet_ray):
+    """ONE local Ray for the whole test run (2 CPUs, as the issue asks): the Ray executor
+    tests submit tasks to it and the data-parallel trainers join it (train_cluster joins
+    an initialised Ray); the Ray Train controller takes no CPU, so 2 workers fit."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=80 * 2 ** 20, logging_level="WARNING")
+    yield ray
+    ray.shutdown()

@@ -27,20 +27,6 @@ from fakes import make_fake_dataset
 SIZES = ["300", "600"]
 
 
-@pytest.fixture(scope="session")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    for key, value in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
-                       "RAY_BACKEND_LOG_LEVEL": "error", "RAY_enable_metrics_collection": "0",
-                       "RAY_metrics_report_interval_ms": "0"}.items():
-        os.environ.setdefault(key, value)
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=80 * 2 ** 20, logging_level="WARNING")
-    yield ray
-    ray.shutdown()
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """One tiny real pfsspec dataset outside any workspace, shared by the module."""

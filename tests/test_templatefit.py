@@ -1,8 +1,12 @@
-"""The χ² template-fit baseline: exact recovery at a node, the analytic scale against
-least squares, a noisy recovery, and an end-to-end run on the generated `tiny` set."""
+"""The χ² template-fit baseline: exact recovery at a 5-D node, the analytic scale against
+least squares, the Kronecker stencil against dense algebra, the refined χ² against an
+explicitly interpolated template, recovery with nonzero [α/M]/[C/M] (which the old
+[α/M] = [C/M] = 0 grid misses), χ² monotonicity under noise, the dataset guard, and an
+end-to-end run on the generated `tiny` set."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -14,15 +18,26 @@ import pytest
 
 from engine.generator.synth import BatchSynth
 from engine.io.dataset import Dataset
-from engine.models.templatefit import TemplateFit, analytic_scale, chi2_grid
+from engine.models.templatefit import (TemplateFit, analytic_scale, chi2_grid, lagrange,
+                                       stencil_project, stencil_quad)
 
+# 3 nodes per axis: T_eff, log g, [M/H] around the middle of the box; [α/M] and [C/M]
+# default to 3 nodes across the generator's prior box (−0.25…0.5, −0.75…0.5)
 GRID = dict(teff=(4000.0, 5000.0, 500.0), logg=(2.0, 4.0, 1.0), mh=(-1.0, 0.0, 0.5))
+OLD = dict(GRID, am=(0.0, 0.0, 1.0), cm=(0.0, 0.0, 1.0))     # the first, 3-D version
+# off-node truths with nonzero [α/M] and [C/M]
+OFF_NODE = np.array([[4300, 2.6, -0.6, 0.2, 0.3], [4700, 3.4, -0.3, -0.1, -0.4],
+                     [4200, 3.7, -0.8, 0.4, 0.4], [4550, 2.9, -0.4, 0.45, -0.6]], np.float32)
 
 
 @pytest.fixture(scope="module")
-def small_fit(tmp_path_factory):
-    return TemplateFit(**GRID, refine_steps=4,
-                       cache_dir=tmp_path_factory.mktemp("tfcache")).fit()
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("tfcache")
+
+
+@pytest.fixture(scope="module")
+def small_fit(cache):
+    return TemplateFit(**GRID, refine_levels=4, cache_dir=cache).fit()
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +45,25 @@ def synth():
     return BatchSynth(batch=8)
 
 
-def test_noiseless_node_spectrum_is_recovered_exactly(small_fit, synth):
-    theta = np.array([[4500, 3.0, -0.5, 0, 0], [5000, 2.0, 0.0, 0, 0]], np.float32)
+def _chi2(x, f, w):
+    a = analytic_scale(x, f, w)
+    return float(np.sum(w * (x - a * f) ** 2))
+
+
+def test_noiseless_node_spectrum_is_recovered_exactly(small_fit, synth, cache):
+    theta = np.array([[4500, 3.0, -0.5, 0.5, -0.75], [5000, 2.0, 0.0, -0.25, 0.5]], np.float32)
     flux = synth(theta) * np.array([[1.7], [0.4]], np.float32)
     err = np.full_like(flux, 0.01)
     pred = small_fit.predict(flux, err)
     np.testing.assert_array_equal(pred, [3.0, 2.0])
     np.testing.assert_array_equal(small_fit.teff_pred_, [4500, 5000])
     np.testing.assert_array_equal(small_fit.mh_pred_, [-0.5, 0.0])
+    np.testing.assert_array_equal(small_fit.am_pred_, [0.5, -0.25])
+    np.testing.assert_array_equal(small_fit.cm_pred_, [-0.75, 0.5])
     np.testing.assert_allclose(small_fit.scale_pred_, [1.7, 0.4], rtol=1e-6)
+    assert small_fit.n_templates_ == 3 ** 5
     # the cache is reused: a second estimator loads the same templates
-    again = TemplateFit(**GRID, cache_dir=small_fit.cache_dir).fit()
+    again = TemplateFit(**GRID, cache_dir=cache).fit()
     np.testing.assert_array_equal(again.templates_, small_fit.templates_)
 
 
@@ -60,47 +83,126 @@ def test_analytic_scale_and_chi2_equal_weighted_least_squares():
             assert chi2[i, k] == pytest.approx(direct, rel=1e-8)
 
 
+def test_lagrange_and_kronecker_stencil_equal_dense_algebra():
+    """Lagrange weights reproduce quadratics exactly; the axis-by-axis stencil equals
+    c·b and cᵀGc with c the explicit Kronecker product of the per-axis weights."""
+    u = np.linspace(0, 2, 7)
+    np.testing.assert_allclose(lagrange(u, 3) @ np.array([0.0, 1.0, 4.0]), u ** 2, atol=1e-12)
+    np.testing.assert_allclose(lagrange(u[:3], 2) @ np.array([2.0, 5.0]), 2 + 3 * u[:3])
+    rng = np.random.default_rng(0)
+    sizes = [3, 1, 3, 2, 3]
+    S = int(np.prod(sizes))
+    b = rng.normal(size=(2, S))
+    M = rng.normal(size=(2, S, S))
+    G = M @ M.transpose(0, 2, 1)
+    Ws = [lagrange(rng.uniform(0, s - 1, (2, 3 if s > 1 else 1)), s) for s in sizes]
+    num, den = stencil_project(b, Ws), stencil_quad(G, Ws)
+    for i in range(2):
+        C = []
+        for combo in itertools.product(*[range(W.shape[1]) for W in Ws]):
+            c = np.ones(1)
+            for d, m in enumerate(combo):
+                c = np.kron(c, Ws[d][i, m])
+            C.append(c)
+        C = np.array(C)
+        np.testing.assert_allclose(num[i], C @ b[i], rtol=1e-12)
+        np.testing.assert_allclose(den[i], np.einsum("mk,kl,ml->m", C, G[i], C), rtol=1e-12)
+
+
 def test_refinement_equals_chi2_of_interpolated_template(small_fit, synth):
-    """The sub-grid χ² (via b, G) equals the χ² against the explicitly interpolated
-    template at the chosen point."""
-    theta = np.array([[4300, 2.6, -0.6, 0, 0]], np.float32)
-    x = synth(theta)
+    """The refined χ² (via b, G) equals the χ² against the explicitly interpolated
+    template (quadratic Lagrange on the 3⁵ window = this whole grid) at the fitted θ."""
+    x = synth(OFF_NODE[:1])
     err = x / 25
     small_fit.predict(x, err)
-    t, g, m = small_fit.teff_pred_[0], small_fit.logg_pred_[0], small_fit.mh_pred_[0]
-    axes = (small_fit.teff_axis_, small_fit.logg_axis_, small_fit.mh_axis_)
-    T = small_fit.templates_.reshape(3, 3, 3, -1).astype(np.float64)
-    w1 = [np.maximum(0, 1 - np.abs((v - a) / (a[1] - a[0]))) for v, a in zip((t, g, m), axes)]
-    f = np.einsum("i,j,k,ijkp->p", *w1, T)
+    fitted = [getattr(small_fit, f"{k}_pred_")[0] for k in ("teff", "logg", "mh", "am", "cm")]
+    ws = [lagrange((v - a[0]) / (a[1] - a[0]), 3) for v, a in zip(fitted, small_fit.axes_)]
+    T = small_fit.templates_.reshape(3, 3, 3, 3, 3, -1).astype(np.float64)
+    f = np.einsum("a,b,c,d,e,abcdep->p", *ws, T)
     w = 1 / err[0].astype(np.float64) ** 2
-    a = analytic_scale(x[0], f, w)
-    assert small_fit.chi2_pred_[0] == pytest.approx(np.sum(w * (x[0] - a * f) ** 2),
-                                                    rel=1e-6, abs=1e-6)
-    assert abs(g - 2.6) <= 0.25 and abs(t - 4300) <= 125
+    assert small_fit.chi2_pred_[0] == pytest.approx(_chi2(x[0], f, w), rel=1e-6, abs=1e-6)
 
 
-def test_noisy_spectrum_recovers_log_g(small_fit, synth):
-    theta = np.array([[4500, 3.0, -0.5, 0, 0], [4750, 3.5, -0.25, 0, 0]], np.float32)
-    flux = synth(theta)
+def test_nonzero_alpha_and_carbon_are_fitted_not_absorbed_by_log_g(small_fit, cache, synth):
+    """Noiseless spectra with [α/M], [C/M] ≠ 0 between the nodes: the 5-D fit recovers
+    log g to interpolation accuracy; the old grid with [α/M] = [C/M] = 0 biases it."""
+    flux = synth(OFF_NODE)
+    err = flux / 1000.0
+    new = np.abs(small_fit.predict(flux, err) - OFF_NODE[:, 1])
+    assert new.max() <= 0.15, new
+    assert np.abs(small_fit.am_pred_ - OFF_NODE[:, 3]).max() <= 0.15
+    # [C/M] is the coarsest axis (0.625 dex between nodes) and moves the spectrum least
+    assert np.abs(small_fit.cm_pred_ - OFF_NODE[:, 4]).max() <= 0.35
+    old = TemplateFit(**OLD, refine_levels=4, cache_dir=cache).fit()
+    assert old.n_templates_ == 27
+    bias = np.abs(old.predict(flux, err) - OFF_NODE[:, 1])
+    assert bias.max() >= 0.5 and bias.mean() > 2 * new.mean(), (bias, new)
+
+
+def test_noisy_fit_lowers_chi2_below_nodes_and_recovers_log_g(small_fit, synth):
+    flux = synth(OFF_NODE)
     err = flux / 30.0                                   # SNR 30 per pixel
     rng = np.random.default_rng(7)
-    preds = [small_fit.predict(flux + rng.standard_normal(flux.shape) * err, err)
-             for _ in range(3)]
-    assert np.abs(np.array(preds) - theta[:, 1]).max() <= 0.5
+    w = 1 / err.astype(np.float64) ** 2
+    preds = []
+    for _ in range(3):
+        x = (flux + rng.standard_normal(flux.shape) * err).astype(np.float64)
+        preds.append(small_fit.predict(x, err))
+        assert np.all(small_fit.chi2_pred_ <= small_fit.node_chi2_pred_ * (1 + 1e-9))
+        for i in range(len(x)):                 # the grid node nearest to the fitted θ
+            near = [int(np.argmin(np.abs(a - getattr(small_fit, f"{k}_pred_")[i])))
+                    for k, a in zip(("teff", "logg", "mh", "am", "cm"), small_fit.axes_)]
+            f = small_fit.templates_[np.ravel_multi_index(near, (3,) * 5)].astype(np.float64)
+            assert small_fit.chi2_pred_[i] <= _chi2(x[i], f, w[i]) * (1 + 1e-9)
+    assert np.abs(np.array(preds) - OFF_NODE[:, 1]).max() <= 0.5
 
 
-def test_template_fit_run_end_to_end(_isolated_workspace, tiny_dataset):
-    ws = _isolated_workspace
-    root = ws / "datasets" / "tiny"
+def test_saved_first_version_model_loads_as_3d_grid(tmp_path, cache):
+    from engine.models.templatefit_adapter import TemplateFitAdapter
+
+    meta = {"teff": list(GRID["teff"]), "logg": list(GRID["logg"]), "mh": list(GRID["mh"]),
+            "refine_steps": 4, "cache_key": "x", "cache_dir": str(cache)}
+    (tmp_path / "templatefit.json").write_text(json.dumps(meta))
+    est = TemplateFitAdapter().load(tmp_path)
+    assert est.am == (0.0, 0.0, 1.0) and est.cm == (0.0, 0.0, 1.0) and est.n_templates_ == 27
+
+
+def _link_dataset(ws, tiny_dataset, name, manifest):
+    root = ws / "datasets" / name
     for shard in tiny_dataset.glob("*/dataset.h5"):
         (root / shard.parent.name).mkdir(parents=True)
         (root / shard.parent.name / "dataset.h5").symlink_to(shard)
-    (root / "dataset.json").write_bytes((tiny_dataset / "dataset.json").read_bytes())
+    (root / "dataset.json").write_text(json.dumps(manifest))
+    return root
+
+
+def _cli_run(ws, dataset):
     env = {**os.environ, "LOGG_WORKSPACE": str(ws)}
-    out = subprocess.run([sys.executable, "-c", "from engine.cli import main; main()",
-                          "run", "template-fit", "--size", "100", "--dataset", "tiny",
-                          "--preset", "template-fit-fast"],
-                         capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-c", "from engine.cli import main; main()",
+                           "run", "template-fit", "--size", "100", "--dataset", dataset,
+                           "--preset", "template-fit-fast"],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_template_fit_refuses_a_dataset_not_built_by_the_generator(_isolated_workspace,
+                                                                   tiny_dataset):
+    manifest = json.loads((tiny_dataset / "dataset.json").read_text())
+    manifest.pop("generator")                   # what a pfsspec/BOSZ import looks like
+    _link_dataset(_isolated_workspace, tiny_dataset, "foreign", manifest)
+    out = _cli_run(_isolated_workspace, "foreign")
+    assert out.returncode != 0
+    assert "template-fit needs a dataset built by the project's generator" in (
+        out.stdout + out.stderr)
+    root = _isolated_workspace / "datasets" / "foreign"
+    assert not list(root.joinpath(".cache").glob("templatefit_*.npy"))   # nothing built
+
+
+@pytest.mark.slow
+def test_template_fit_run_end_to_end(_isolated_workspace, tiny_dataset):
+    ws = _isolated_workspace
+    root = _link_dataset(ws, tiny_dataset, "tiny",
+                         json.loads((tiny_dataset / "dataset.json").read_text()))
+    out = _cli_run(ws, "tiny")
     assert out.returncode == 0, out.stdout + out.stderr
     (run_dir,) = list((ws / "runs").iterdir())
     pred = pd.read_parquet(run_dir / "predictions.parquet")

@@ -40,33 +40,6 @@ PARAMS = dict(patch_size=256, stride=256, hidden=16, layers=1, heads=2, mlp_rati
 N_TRAIN = 150            # 3 steps an epoch: 64, 64 and 22 rows (uneven 11/11 split)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _quiet_ray():
-    for key, value in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
-                       "RAY_BACKEND_LOG_LEVEL": "error", "RAY_enable_metrics_collection": "0",
-                       "RAY_metrics_report_interval_ms": "0",
-                       "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}.items():
-        os.environ.setdefault(key, value)
-    address = os.environ.pop("RAY_ADDRESS", None)      # these tests use a local Ray
-    yield
-    if address is not None:
-        os.environ["RAY_ADDRESS"] = address
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(_quiet_ray):
-    """One local Ray (2 CPUs: one per worker; the Train controller takes none) shared by
-    the in-process tests, so Ray starts once; reused when another module started one."""
-    import ray
-    mine = not ray.is_initialized()
-    if mine:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=80 * 2 ** 20, logging_level="WARNING")
-    yield ray
-    if mine:
-        ray.shutdown()
-
-
 @pytest.fixture(autouse=True)
 def _one_thread():
     before = torch.get_num_threads()
@@ -194,7 +167,8 @@ def test_stop_ends_every_worker_and_resume_reaches_the_uninterrupted_weights(
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_cli_run_with_two_workers_lands_in_the_store(_isolated_workspace, tiny_dataset):
+def test_cli_run_with_two_workers_lands_in_the_store(_isolated_workspace, tiny_dataset,
+                                                     _quiet_ray):
     ws = _isolated_workspace
     root = ws / "datasets" / "tiny"
     for shard in tiny_dataset.glob("*/dataset.h5"):

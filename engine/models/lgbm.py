@@ -203,7 +203,9 @@ class StreamingLGBM:
                 best = env.iteration
                 raise lgb.callback.EarlyStopException(best, env.evaluation_result_list or [])
 
-        _cb.order = 40  # after LightGBM's own early-stopping check (order 30)
+        # before LightGBM's early stopping (order 30), which raises on the last round:
+        # so the last tree's metrics and progress (done == total) are reported too
+        _cb.order = 20
         return _cb
 
     # -------------------------------------------------------------- predict

@@ -2,7 +2,10 @@
 
 lightgbm is imported only inside the methods (CLI start-up and the store never load it).
 The binned training Dataset is cached under `<dataset root>/.cache/` keyed by everything
-that shapes it, so a scaling grid or a re-run skips the binning pass."""
+that shapes it, so a scaling grid or a re-run skips the binning pass.
+
+`--workers N` (N > 1) trains the same model data-parallel on N Ray Train workers
+(engine.models.lgbm_distributed); N = 1 is the single-process path, unchanged."""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ _DATA_KEYS = ("augment_copies",)
 
 class LGBMAdapter:
     name = "lgbm"
+    distributed = True    # `--workers N`: Ray Train LightGBM (engine.models.lgbm_distributed)
     presets: dict[str, dict] = {"lgbm-paper": _PAPER, "lgbm-fast": _FAST}
 
     def build(self, params: dict) -> Any:
@@ -41,6 +45,10 @@ class LGBMAdapter:
         from engine.models.base import NoisySplitSource
 
         copies = getattr(est, "augment_copies", 1)
+        if int(getattr(ctx, "workers", 1) or 1) > 1:
+            from engine.models.lgbm_distributed import fit_distributed
+
+            return fit_distributed(est, ctx, copies)
         source = NoisySplitSource(ctx.train, ctx.noise_level, ctx.seed, copies=copies)
         eval_set = None
         if ctx.val is not None:
@@ -72,7 +80,7 @@ class LGBMAdapter:
     def describe(self, est: Any) -> dict[str, Any]:
         """Model facts for metrics.json `extra`."""
         return {"best_iteration": est.best_iteration_, "cache_hit": est.cache_hit_,
-                "stopped": est.stopped_,
+                "stopped": est.stopped_, "workers": int(getattr(est, "workers_", 1)),
                 "val_l2_best": min(est.evals_result_.get("l2", [np.nan])),
                 "peak_rss_mb_after_train":
                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}

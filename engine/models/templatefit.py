@@ -5,16 +5,26 @@ marginalised analytically: A* = Σ w x f ÷ Σ w f², so χ²_min(θ) = Σ w x²
 For a block of spectra against K templates both sums are two matrix products
 ((x·w) @ Tᵀ and w @ (T²)ᵀ), so the coarse search over the whole node grid is dense BLAS.
 
-Templates come from the project's forward model (engine.generator.synth.BatchSynth) at the
-nodes of a regular (T_eff, log g, [M/H]) grid with [α/M] = [C/M] = 0, cached as .npy.
+θ = (T_eff, log g, [M/H], [α/M], [C/M]): all five labels the generator varies. Templates come
+from the project's forward model (engine.generator.synth.BatchSynth) at the nodes of a
+regular 5-D grid, cached as .npy. Why all five: with [α/M] = [C/M] = 0 fixed (the first
+version) the abundance mismatch is absorbed by log g, which biases it even on noiseless
+spectra (R² 0.62 clean, 0.07 noisy on the demo set). An axis given as a single node
+(e.g. (0, 0, 1)) stays fixed, which reproduces that 3-D fit.
 
-Refinement (why not Nelder–Mead per spectrum as pfsspec did): one forward-model call costs
-~25 ms, so per-spectrum optimisation over thousands of test spectra is too slow on a CPU.
-Instead the templates are trilinearly interpolated between nodes (as pfsspec interpolates
-its grid) inside the 3×3×3 node window around the best node. Interpolated templates are
-linear in the 27 node templates (f = Cᵀ t), so with b = T (w x) and G = T diag(w) Tᵀ per
-spectrum every sub-grid point costs only χ² = Σ w x² − (c·b)² / (cᵀ G c): exact, no extra
-forward-model calls. `refine_steps` sub-divisions per node step (0 = no refinement)."""
+Refinement (why not Nelder–Mead or Gauss–Newton on the generator per spectrum as pfsspec
+did): one forward-model call costs ~25 ms and its Jacobian ~1 s, so per-spectrum
+optimisation over thousands of test spectra is too slow on a CPU. Instead the model is the
+tensor-product quadratic Lagrange interpolant of the templates inside the 3⁵-node window
+around the best node (≈4× smaller interpolation error than multilinear at these steps).
+An interpolated template is linear in the window's node templates, f(u) = c(u)ᵀ T_win,
+so with b = T_win (w x) and G = T_win diag(w) T_winᵀ per spectrum χ²(u) = Σ w x² −
+(c·b)² / (cᵀ G c) is exact for that model and needs no forward-model call. c(u) is a
+Kronecker product of per-axis weight vectors, so c·b and cᵀGc for a whole 3⁵ candidate
+stencil are computed axis by axis (cheap). The continuous position u is found by a
+pattern search: the full 3⁵ stencil of ±h around the current point, h halved per level
+(0.5, 0.25, … node steps; `refine_levels` levels, 0 = keep the best node). A move is only
+taken when it lowers χ², so the fitted χ² never exceeds the best node's."""
 
 from __future__ import annotations
 
@@ -24,14 +34,25 @@ from typing import Any
 
 import numpy as np
 
-CHUNK_BYTES = 256 * 2**20       # budget for one χ² block (n × K float64 + temporaries)
+from engine.generator.priors import BOX
+
+CHUNK_BYTES = 256 * 2**20       # budget for one χ² block (float64 arrays + temporaries)
 TEMPLATE_BATCH = 64
+LABELS = ("teff", "logg", "mh", "am", "cm")           # estimator attribute names, θ order
+MOVES_PER_LEVEL = 2                                   # pattern-search moves per step size
 
 
 def axis(lo: float, hi: float, step: float) -> np.ndarray:
     """Inclusive regular axis lo, lo+step, …, ≤ hi (rounded to kill float drift)."""
     n = int(np.floor((hi - lo) / step + 1e-9)) + 1
     return np.round(lo + step * np.arange(n), 6)
+
+
+def prior_axis(label: str, nodes: int = 3) -> tuple[float, float, float]:
+    """(lo, hi, step) spanning the generator's prior box for a PARAMS label with `nodes`
+    nodes: the default [α/M], [C/M] axes follow the data instead of hard-coded numbers."""
+    lo, hi = BOX[label]
+    return (float(lo), float(hi), float(hi - lo) / (nodes - 1))
 
 
 def analytic_scale(x: np.ndarray, f: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -53,15 +74,42 @@ def chi2_grid(X: np.ndarray, W: np.ndarray, T: np.ndarray, T2: np.ndarray | None
     return np.where(den > 0, chi2, np.inf), scale
 
 
-def _trilinear_weights(steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-grid offsets u ∈ [0, 2]³ (in node steps inside a 3-node window) and their
-    (M, 27) interpolation weights over the window's nodes (C order: T_eff, log g, M_H)."""
-    s = max(int(steps), 1)
-    u = np.arange(2 * s + 1) / s
-    w1 = np.maximum(0.0, 1.0 - np.abs(u[:, None] - np.arange(3)[None, :]))  # (2s+1, 3)
-    C = np.einsum("ai,bj,ck->abcijk", w1, w1, w1).reshape(len(u) ** 3, 27)
-    U = np.stack(np.meshgrid(u, u, u, indexing="ij"), -1).reshape(-1, 3)
-    return U, C
+def lagrange(u: np.ndarray, size: int) -> np.ndarray:
+    """Lagrange weights of the nodes 0..size−1 (size 1, 2 or 3) at positions u:
+    shape u.shape + (size,). Quadratic for 3 nodes: exact at the nodes, smooth between."""
+    u = np.asarray(u, np.float64)[..., None]
+    if size == 1:
+        return np.ones_like(u)
+    if size == 2:
+        return np.concatenate([1.0 - u, u], -1)
+    return np.concatenate([(u - 1) * (u - 2) / 2, -u * (u - 2), u * (u - 1) / 2], -1)
+
+
+def stencil_project(b: np.ndarray, Ws: list[np.ndarray]) -> np.ndarray:
+    """c·b for every candidate of a Kronecker stencil. b: (n, s_1·…·s_D) window vector;
+    Ws[d]: (n, m_d, s_d) per-axis weights. Returns (n, m_1·…·m_D), C order."""
+    n, A = len(b), 1
+    out = b
+    for W in Ws:
+        m, s = W.shape[1:]
+        out = np.einsum("nmk,nakb->namb", W, out.reshape(n, A, s, -1))
+        A *= m
+    return out.reshape(n, A)
+
+
+def stencil_quad(G: np.ndarray, Ws: list[np.ndarray]) -> np.ndarray:
+    """cᵀ G c for every candidate of a Kronecker stencil (the diagonal of C G Cᵀ only),
+    one axis at a time: G's row and column index of axis d collapse into the candidate
+    index m_d. G: (n, S, S) with S = Π s_d. Returns (n, Π m_d), C order."""
+    n, D = len(G), len(Ws)
+    sizes = [W.shape[2] for W in Ws]
+    g = G.reshape(n, *sizes, *sizes)
+    g = g.transpose(0, *[a for d in range(D) for a in (1 + d, 1 + D + d)])  # interleave
+    A = 1
+    for W, s in zip(Ws, sizes):
+        g = np.einsum("nmk,nml,naklb->namb", W, W, g.reshape(n, A, s, s, -1))
+        A *= W.shape[1]
+    return g.reshape(n, A)
 
 
 def _weights(X: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,33 +122,40 @@ def _weights(X: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class TemplateFit:
-    """sklearn-style χ² template fitter. `fit()` builds (or loads) the node templates;
-    `predict(X, error)` returns log g (dex) and keeps `teff_pred_`, `mh_pred_`,
-    `logg_pred_`, `scale_pred_`, `chi2_pred_` for the last call."""
+    """sklearn-style χ² template fitter over (T_eff, log g, [M/H], [α/M], [C/M]).
+    `fit()` builds (or loads) the node templates; `predict(X, error)` returns log g (dex)
+    and keeps `teff_pred_`, `logg_pred_`, `mh_pred_`, `am_pred_`, `cm_pred_`,
+    `scale_pred_`, `chi2_pred_` (fitted point) and `node_chi2_pred_` (best node) for the
+    last call. Each axis is (lo, hi, step); the defaults are the BOSZ steps for the first
+    three and 3 nodes across the generator's prior box for [α/M] and [C/M]."""
 
     def __init__(self, teff: tuple[float, float, float] = (3750.0, 6000.0, 250.0),
                  logg: tuple[float, float, float] = (1.0, 5.0, 0.5),
                  mh: tuple[float, float, float] = (-2.5, 0.75, 0.25),
-                 refine_steps: int = 4, cache_dir: str | Path | None = None,
+                 am: tuple[float, float, float] = prior_axis("a_M"),
+                 cm: tuple[float, float, float] = prior_axis("C_M"),
+                 refine_levels: int = 4, cache_dir: str | Path | None = None,
                  synth_batch: int = TEMPLATE_BATCH, chunk_bytes: int = CHUNK_BYTES) -> None:
         self.teff = teff
         self.logg = logg
         self.mh = mh
-        self.refine_steps = refine_steps
+        self.am = am
+        self.cm = cm
+        self.refine_levels = refine_levels
         self.cache_dir = cache_dir
         self.synth_batch = synth_batch
         self.chunk_bytes = chunk_bytes
 
     # -- templates --------------------------------------------------------------------
-    def _axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return axis(*self.teff), axis(*self.logg), axis(*self.mh)
+    def _axes(self) -> list[np.ndarray]:
+        return [axis(*getattr(self, k)) for k in LABELS]
 
     def cache_key(self) -> str:
         """Hash of the grid and the generator's source, so a changed forward model never
         reuses stale templates."""
-        h = hashlib.sha256()
+        h = hashlib.sha256(b"5d")
         for a in self._axes():
-            h.update(np.asarray(a, np.float64).tobytes())
+            h.update(np.asarray(a, np.float64).tobytes() + b"|")
         gen = Path(__file__).resolve().parent.parent / "generator"
         for p in sorted(gen.rglob("*")):
             if p.is_file() and p.suffix in (".py", ".json", ".csv", ".txt", ".npy", ".npz"):
@@ -110,37 +165,41 @@ class TemplateFit:
 
     def fit(self, X: Any = None, y: Any = None, callbacks: Any = ()) -> "TemplateFit":
         """Build the node templates (nothing is learned from X, y: a physics baseline)."""
-        t_ax, g_ax, m_ax = self._axes()
-        if min(len(t_ax), len(g_ax), len(m_ax)) < 3:
-            raise ValueError("each template-grid axis needs at least 3 nodes")
+        axes = self._axes()
+        for name, a in zip(LABELS, axes):
+            if len(a) < 1:
+                raise ValueError(f"template-grid axis {name!r} has no nodes")
+        if len(axes[1]) < 2:
+            raise ValueError("the log g axis needs at least 2 nodes")
         path = None
         if self.cache_dir is not None:
             path = Path(self.cache_dir) / f"templatefit_{self.cache_key()}.npy"
-        self.templates_ = self._load_or_build(path, t_ax, g_ax, m_ax, callbacks)
-        self.teff_axis_, self.logg_axis_, self.mh_axis_ = t_ax, g_ax, m_ax
+        self.templates_ = self._load_or_build(path, axes, callbacks)
+        self.axes_ = axes
+        self.teff_axis_, self.logg_axis_, self.mh_axis_, self.am_axis_, self.cm_axis_ = axes
         self.n_templates_ = len(self.templates_)
         self.n_features_in_ = self.templates_.shape[1]
         return self
 
-    def _load_or_build(self, path: Path | None, t_ax, g_ax, m_ax, callbacks) -> np.ndarray:
-        shape = (len(t_ax) * len(g_ax) * len(m_ax),)
+    def _load_or_build(self, path: Path | None, axes, callbacks) -> np.ndarray:
+        n = int(np.prod([len(a) for a in axes]))
         if path is not None and path.exists():
             try:
                 arr = np.load(path)
-                if arr.shape[0] == shape[0] and arr.dtype == np.float32:
+                if arr.shape[0] == n and arr.dtype == np.float32:
                     return arr
             except (OSError, ValueError):
                 pass  # damaged cache: rebuild below
         from engine.events import emit
         from engine.generator.synth import BatchSynth
 
-        theta = self.node_theta(t_ax, g_ax, m_ax)
+        theta = self.node_theta(*axes)
         synth = BatchSynth(batch=self.synth_batch)
-        parts = []
-        for s in range(0, len(theta), 8 * self.synth_batch):
-            parts.append(synth(theta[s:s + 8 * self.synth_batch]))
-            emit(callbacks, "progress", stage="templates", done=min(s + 8 * self.synth_batch,
-                 len(theta)), total=len(theta))
+        parts, step = [], 8 * self.synth_batch
+        for s in range(0, len(theta), step):
+            parts.append(synth(theta[s:s + step]))
+            emit(callbacks, "progress", stage="templates", done=min(s + step, len(theta)),
+                 total=len(theta))
         arr = np.concatenate(parts).astype(np.float32)
         if path is not None:
             from engine.atomic import save_npy
@@ -149,11 +208,12 @@ class TemplateFit:
         return arr
 
     @staticmethod
-    def node_theta(t_ax, g_ax, m_ax) -> np.ndarray:
-        """(K, 5) θ of the nodes in C order (T_eff slowest, [M/H] fastest), α = C = 0."""
-        T, G, M = np.meshgrid(t_ax, g_ax, m_ax, indexing="ij")
-        z = np.zeros(T.size)
-        return np.stack([T.ravel(), G.ravel(), M.ravel(), z, z], 1).astype(np.float32)
+    def node_theta(*axes: np.ndarray) -> np.ndarray:
+        """(K, 5) θ of the nodes in C order (T_eff slowest, [C/M] fastest). Given only
+        three axes (the old call), [α/M] = [C/M] = 0."""
+        axes = list(axes) + [np.zeros(1)] * (5 - len(axes))
+        grid = np.meshgrid(*axes, indexing="ij")
+        return np.stack([g.ravel() for g in grid], 1).astype(np.float32)
 
     # -- prediction -------------------------------------------------------------------
     def predict(self, X: np.ndarray, error: np.ndarray) -> np.ndarray:
@@ -164,60 +224,96 @@ class TemplateFit:
         if X.shape != error.shape or X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X {X.shape} and error {error.shape} must both be "
                              f"(n, {self.n_features_in_})")
-        T = self.templates_.astype(np.float64)
-        T2 = T * T
-        n, (K, P) = len(X), T.shape
-        rows = max(1, int(self.chunk_bytes // (8 * (3 * K + 4 * P))))
-        ref_rows = max(1, int(self.chunk_bytes // (8 * 2 * 27 * P)))
-        out = {k: np.empty(n) for k in ("teff", "logg", "mh", "scale", "chi2")}
-        for s in range(0, n, rows):
-            sl = slice(s, min(s + rows, n))
-            x, w = _weights(X[sl], error[sl])
-            chi2, scale = chi2_grid(x, w, T, T2)
-            best = np.argmin(chi2, axis=1)
-            if not self.refine_steps:
-                for k, v in self._node_result(best, chi2, scale).items():
-                    out[k][sl] = v
-                continue
+        K, P = self.templates_.shape
+        kb = max(1, min(K, int(self.chunk_bytes // (8 * 4 * P))))        # templates/block
+        rows = max(1, int(self.chunk_bytes // (8 * (4 * kb + 4 * P))))   # spectra/block
+        S = int(np.prod(self._window()))
+        ref_rows = max(1, int(self.chunk_bytes // (8 * (2 * S * P + S * S * 4))))
+        names = LABELS + ("scale", "chi2", "node_chi2")
+        out = {k: np.empty(len(X)) for k in names}
+        for s in range(0, len(X), rows):
+            x, w = _weights(X[s:s + rows], error[s:s + rows])
+            best, node_chi2 = self._coarse(x, w, kb)
             for r in range(0, len(x), ref_rows):
                 rs = slice(r, r + ref_rows)
-                for k, v in self._refine(x[rs], w[rs], T, best[rs]).items():
+                res = self._refine(x[rs], w[rs], best[rs])
+                res["node_chi2"] = node_chi2[rs]
+                for k, v in res.items():
                     out[k][s + r:s + r + len(v)] = v
-        self.teff_pred_, self.logg_pred_, self.mh_pred_ = out["teff"], out["logg"], out["mh"]
-        self.scale_pred_, self.chi2_pred_ = out["scale"], out["chi2"]
+        for k in names:
+            setattr(self, f"{k}_pred_", out[k])
         return out["logg"].copy()
 
-    def _shape(self) -> tuple[int, int, int]:
-        return len(self.teff_axis_), len(self.logg_axis_), len(self.mh_axis_)
+    def _coarse(self, x: np.ndarray, w: np.ndarray, kb: int) -> tuple[np.ndarray, np.ndarray]:
+        """Best node index and its χ² per spectrum, templates taken kb at a time (float64
+        per block, so the whole grid is never held in float64)."""
+        best = np.zeros(len(x), np.int64)
+        low = np.full(len(x), np.inf)
+        r = np.arange(len(x))
+        for k in range(0, len(self.templates_), kb):
+            T = self.templates_[k:k + kb].astype(np.float64)
+            chi2, _ = chi2_grid(x, w, T)
+            j = np.argmin(chi2, axis=1)
+            better = chi2[r, j] < low
+            best = np.where(better, k + j, best)
+            low = np.where(better, chi2[r, j], low)
+        return best, low
 
-    def _node_result(self, best, chi2, scale) -> dict[str, np.ndarray]:
-        i, j, k = np.unravel_index(best, self._shape())
-        r = np.arange(len(best))
-        return {"teff": self.teff_axis_[i], "logg": self.logg_axis_[j],
-                "mh": self.mh_axis_[k], "scale": scale[r, best], "chi2": chi2[r, best]}
+    def _shape(self) -> tuple[int, ...]:
+        return tuple(len(a) for a in self.axes_)
 
-    def _refine(self, X, W, T, best) -> dict[str, np.ndarray]:
-        """Exact χ² on a trilinear sub-grid of the 3×3×3 node window around each best node
+    def _window(self) -> tuple[int, ...]:
+        return tuple(min(3, n) for n in self._shape())
+
+    def _refine(self, X, W, best) -> dict[str, np.ndarray]:
+        """Pattern search of the interpolated χ² inside the window around each best node
         (module docstring): b = T_win (w x), G = T_win diag(w) T_winᵀ per spectrum."""
-        U, C = _trilinear_weights(self.refine_steps)
-        dims = self._shape()
-        idx = np.stack(np.unravel_index(best, dims), 1)                       # (n, 3)
-        start = np.clip(idx - 1, 0, np.array(dims) - 3)                       # window origin
-        off = np.stack(np.meshgrid(*[np.arange(3)] * 3, indexing="ij"), -1).reshape(27, 3)
-        win = np.ravel_multi_index(tuple((start[:, None, :] + off[None]).transpose(2, 0, 1)),
-                                   dims)                                      # (n, 27)
-        Tw = T[win]                                                           # (n, 27, P)
-        b = np.einsum("nkp,np->nk", Tw, X * W)
+        dims, win = np.array(self._shape()), np.array(self._window())
+        D, n = len(dims), len(X)
+        idx = np.stack(np.unravel_index(best, tuple(dims)), 1)                  # (n, D)
+        start = np.clip(idx - 1, 0, dims - win)                                 # origin
+        off = np.stack(np.meshgrid(*[np.arange(s) for s in win], indexing="ij"),
+                       -1).reshape(-1, D)
+        nodes = np.ravel_multi_index(tuple((start[:, None, :] + off[None]).transpose(2, 0, 1)),
+                                     tuple(dims))                               # (n, S)
+        Tw = self.templates_[nodes].astype(np.float64)                          # (n, S, P)
+        xw = X * W
+        b = np.einsum("nkp,np->nk", Tw, xw)
         G = (Tw * W[:, None, :]) @ Tw.transpose(0, 2, 1)
-        x2 = np.einsum("np,np->n", X * W, X)
-        num = b @ C.T                                                         # (n, M)
-        den = np.einsum("mk,nkl,ml->nm", C, G, C)
-        chi2 = x2[:, None] - num * num / den
-        m = np.argmin(chi2, axis=1)
-        r = np.arange(len(X))
-        steps = np.array([self.teff[2], self.logg[2], self.mh[2]], np.float64)
-        origin = np.stack([self.teff_axis_[start[:, 0]], self.logg_axis_[start[:, 1]],
-                           self.mh_axis_[start[:, 2]]], 1)
-        theta = origin + U[m] * steps
-        return {"teff": theta[:, 0], "logg": theta[:, 1], "mh": theta[:, 2],
-                "scale": num[r, m] / den[r, m], "chi2": chi2[r, m]}
+        del Tw
+        x2 = np.einsum("np,np->n", xw, X)
+
+        def chi2_at(cand: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            """cand[d] (n, m_d): per-axis candidate positions → (χ², A*) of the stencil."""
+            Ws = [lagrange(c, int(s)) for c, s in zip(cand, win)]
+            num, den = stencil_project(b, Ws), stencil_quad(G, Ws)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = num / den
+                chi2 = np.where(den > 0, x2[:, None] - num * scale, np.inf)
+            return chi2, scale
+
+        u = (idx - start).astype(np.float64)                                    # (n, D)
+        chi2, scale = chi2_at([u[:, d:d + 1] for d in range(D)])
+        chi2, scale = chi2[:, 0], scale[:, 0]
+        free = [d for d in range(D) if win[d] > 1]       # fixed axes get one candidate
+        shape = tuple(3 if win[d] > 1 else 1 for d in range(D))
+        r = np.arange(n)
+        for level in range(int(self.refine_levels)):
+            h = 0.5 ** (level + 1) * np.array([-1.0, 0.0, 1.0])
+            for _ in range(MOVES_PER_LEVEL):
+                cand = [np.clip(u[:, d:d + 1] + h, 0.0, win[d] - 1) if d in free
+                        else u[:, d:d + 1] for d in range(D)]
+                c2, sc = chi2_at(cand)
+                j = np.argmin(c2, axis=1)
+                better = c2[r, j] < chi2
+                pick = np.unravel_index(j, shape)
+                new_u = np.stack([cand[d][r, pick[d]] for d in range(D)], 1)
+                u = np.where(better[:, None], new_u, u)
+                chi2 = np.where(better, c2[r, j], chi2)
+                scale = np.where(better, sc[r, j], scale)
+        steps = np.array([getattr(self, k)[2] for k in LABELS], np.float64)
+        origin = np.stack([a[start[:, d]] for d, a in enumerate(self.axes_)], 1)
+        theta = origin + u * steps
+        res = {k: theta[:, d] for d, k in enumerate(LABELS)}
+        res.update(scale=scale, chi2=chi2)
+        return res

@@ -15,6 +15,7 @@ run folder; every worker polls `stop_requested(run_dir)` between steps/iteration
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from typing import Any
 
 STOP_FILE = "STOP"
 POLL_S = 0.5
+STOP_GRACE_S = 20.0   # after a stop request, how long the workers get to end by themselves
 
 
 @contextmanager
@@ -38,8 +40,10 @@ def train_cluster(workers: int, address: str | None = None,
         yield ray
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
+    handler = _sigterm_handler()
     if address is not None:
         connect(address)
+        _restore_sigterm(handler)
         try:
             yield ray
         finally:
@@ -48,6 +52,7 @@ def train_cluster(workers: int, address: str | None = None,
     need = int(workers * cpus_per_worker) + 1    # the Train controller needs a slot too
     ray.init(num_cpus=max(need, os.cpu_count() or 1), include_dashboard=False,
              log_to_driver=False, logging_level="WARNING")
+    _restore_sigterm(handler)
     try:
         yield ray
     finally:
@@ -67,11 +72,34 @@ def stop_requested(run_dir: Path | str) -> bool:
     return (Path(run_dir) / STOP_FILE).exists()
 
 
+def _sigterm_handler() -> Any:
+    """The Python SIGTERM handler in force (the runner's StopFlag), or None off the main
+    thread (signals can only be handled there)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.getsignal(signal.SIGTERM)
+
+
+def _restore_sigterm(handler: Any) -> None:
+    """`ray.init` installs Ray's own SIGTERM handler in this process, which aborts it: put
+    the runner's back so SIGTERM still means "cancel the run" (end event, cancelled)."""
+    if handler is not None:
+        signal.signal(signal.SIGTERM, handler)
+
+
 def fit_until_stopped(fit: Callable[[], Any], run_dir: Path,
-                      should_stop: Callable[[], bool]) -> Any:
+                      should_stop: Callable[[], bool], grace_s: float = STOP_GRACE_S) -> Any:
     """Call `fit()` (a Ray Train `trainer.fit`) in a thread while watching
     `should_stop()`: when it turns True, write `STOP` so the workers end at their next
-    check (and save what they must); return fit's result or raise its error."""
+    check (and save what they must); return fit's result or raise its error.
+
+    If the workers have not ended `grace_s` after the stop request, raise
+    TrainingCancelled and leave the (daemon) fit thread behind. Why: a cancel SIGTERMs
+    the run's whole process group, and a private local Ray keeps its GCS and raylet in
+    that group, so they die with the signal and fit() would wait for dead workers forever.
+    When Ray survives (a cluster, `ray.cancel`), the workers see STOP and end well before."""
+    from engine.models.base import TrainingCancelled
+
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -83,13 +111,61 @@ def fit_until_stopped(fit: Callable[[], Any], run_dir: Path,
     stop_path = Path(run_dir) / STOP_FILE
     thread = threading.Thread(target=target, name="ray-train-fit", daemon=True)
     thread.start()
+    since: float | None = None
     while thread.is_alive():
-        if should_stop() and not stop_path.exists():
+        if since is None and should_stop():
+            since = time.monotonic()
             stop_path.touch()
+        if since is not None and time.monotonic() - since > grace_s:
+            raise TrainingCancelled(f"the Ray Train workers did not stop within {grace_s:g} s")
         thread.join(POLL_S)
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+def original_error(exc: BaseException) -> Any:
+    """The error a worker raised, out of Ray Train's wrappers (WorkerGroupError →
+    worker_failures[rank] → the exception, possibly wrapped once more). An EngineError
+    (non-finite loss, collapse, bad data) comes back as itself; anything else becomes a
+    RunError naming the worker and the original exception with its message."""
+    from engine.errors import EngineError, RunError
+
+    failures = getattr(exc, "worker_failures", None) or {}
+    found = [(rank, _unwrap(err)) for rank, err in sorted(failures.items())]
+    for _rank, err in found:
+        if isinstance(err, EngineError):
+            return err
+    if found:
+        rank, err = found[0]
+        return RunError(f"data-parallel training failed on worker {rank}: "
+                        f"{type(err).__name__}: {_message(err)}", key="workers",
+                        hint="see the worker's traceback in the Ray logs (ray_train/ in the "
+                        "run folder, /tmp/ray/session_latest/logs); --workers 1 shows "
+                        "whether it is the model or the cluster")
+    cause = _unwrap(getattr(exc, "controller_failure", None) or exc)
+    if isinstance(cause, EngineError):
+        return cause
+    return RunError(f"Ray Train failed: {type(cause).__name__}: {_message(cause)}",
+                    key="workers",
+                    hint="check the Ray cluster (`ray status`) or run with --workers 1")
+
+
+def _unwrap(err: BaseException) -> BaseException:
+    for _ in range(5):
+        inner = getattr(err, "_base_exc", None) or getattr(err, "cause", None)
+        if not isinstance(inner, BaseException) or inner is err:
+            break
+        err = inner
+    return err
+
+
+def _message(err: BaseException) -> str:
+    """A Ray wrapper without a cause keeps the original message on its last line."""
+    text = str(err).strip()
+    if type(err).__module__.startswith("ray") and text:
+        return text.splitlines()[-1]
+    return text
 
 
 def wait_for(path: Path, timeout_s: float = 30.0) -> bool:

@@ -25,6 +25,7 @@ from typing import Any
 
 from engine.errors import EngineError, RunError, SpecError
 from engine.events import emit
+from engine.models.base import TrainingCancelled
 
 OUTCOME_FILE = "outcome.json"
 
@@ -35,7 +36,7 @@ def fit_distributed(est: Any, ctx: Any) -> Any:
     it holding the best weights, or with `stopped_` True when the run was asked to stop."""
     import torch
 
-    from engine.runs.ray_train import STOP_FILE, fit_until_stopped, train_cluster
+    from engine.runs.ray_train import STOP_FILE, fit_until_stopped, original_error, train_cluster
 
     from .estimator import _labels, _n_pixels
 
@@ -72,7 +73,7 @@ def fit_distributed(est: Any, ctx: Any) -> Any:
         trainer = _torch_trainer(config, workers, use_gpu, run_dir)
         try:
             fit_until_stopped(trainer.fit, run_dir, ctx.should_stop)
-        except EngineError:
+        except (EngineError, TrainingCancelled):   # the runner ends the run cancelled
             raise
         except Exception as exc:  # Ray Train's TrainingFailedError and what it wraps
             raise original_error(exc) from None
@@ -110,38 +111,6 @@ def _torch_trainer(config: dict, workers: int, use_gpu: bool, run_dir: Path) -> 
         run_config=RunConfig(storage_path=storage_path(run_dir),
                              name=f"vit-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
                              failure_config=FailureConfig(max_failures=0)))
-
-
-def original_error(exc: BaseException) -> EngineError:
-    """The error a worker raised, out of Ray Train's wrappers (WorkerGroupError →
-    worker_failures[rank] → the exception, possibly wrapped once more). An EngineError
-    (non-finite loss, collapse, bad data) comes back as itself; anything else becomes a
-    RunError naming the worker and the original exception."""
-    failures = getattr(exc, "worker_failures", None) or {}
-    found = [(rank, _unwrap(err)) for rank, err in sorted(failures.items())]
-    for _rank, err in found:
-        if isinstance(err, EngineError):
-            return err
-    if found:
-        rank, err = found[0]
-        return RunError(f"data-parallel training failed on worker {rank}: "
-                        f"{type(err).__name__}: {err}", key="workers",
-                        hint="see the worker's traceback in the Ray logs "
-                             "(ray_train/ in the run folder, /tmp/ray/session_latest/logs)")
-    cause = _unwrap(getattr(exc, "controller_failure", None) or exc)
-    if isinstance(cause, EngineError):
-        return cause
-    return RunError(f"Ray Train failed: {type(cause).__name__}: {cause}", key="workers",
-                    hint="check the Ray cluster (`ray status`) or run with --workers 1")
-
-
-def _unwrap(err: BaseException) -> BaseException:
-    for _ in range(5):
-        inner = getattr(err, "_base_exc", None) or getattr(err, "cause", None)
-        if not isinstance(inner, BaseException) or inner is err:
-            break
-        err = inner
-    return err
 
 
 def adopt_checkpoint(est: Any, ckpt: Path, device: str) -> Any:
