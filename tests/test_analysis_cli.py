@@ -99,8 +99,8 @@ def test_moe_oracle_snr_lgbm_fallback(dataset, _isolated_workspace):
 
 @pytest.mark.parametrize("bins,gate,routing", [("teff-mh", "logreg", "soft"),
                                                ("snr", "mlp", "fallback")])
-def test_moe_gate(dataset, _isolated_workspace, bins, gate, routing):
-    _cli("moe", "gate", "--bins", bins, "--gate", gate, "--routing", routing, "--dataset",
+def test_moe_gate(dataset, _isolated_workspace, bins, gate, routing, capsys):
+    out = _cli("moe", "gate", "--bins", bins, "--gate", gate, "--routing", routing, "--dataset",
          str(dataset), "--size", "900", "--n-boot", "100")
     with _ro(_isolated_workspace) as con:
         o = con.execute("SELECT n, r2_gate, r2_oracle, r2_global, rho, rho_lo, rho_hi, "
@@ -117,6 +117,10 @@ def test_moe_gate(dataset, _isolated_workspace, bins, gate, routing):
             gain_lo = con.execute("SELECT delta_r2_lo FROM moe_overall "
                                   "WHERE subset = 'all'").fetchone()[0]
         assert (lo, hi) == (None, None) and (ro - rb <= 1e-3 or gain_lo <= 0)
+        from engine.cli.analysis import _explain_undefined_rho
+        capsys.readouterr()
+        _explain_undefined_rho(_isolated_workspace, out["analysis_id"])
+        assert f"ρ (all): n/a (oracle gain" in capsys.readouterr().out
     else:
         assert r == pytest.approx((rg - rb) / (ro - rb)) and lo <= r <= hi
     k = 9 if bins == "teff-mh" else 4

@@ -37,8 +37,8 @@ def _ws(workspace):
     return resolve(workspace)
 
 
-def _record_and_show(ws: Path, result, views: list[tuple[str, str]], as_json: bool) -> None:
-    """Write + ingest the analysis, then print each view's rows for it."""
+def _record_and_show(ws: Path, result, views: list[tuple[str, str]], as_json: bool) -> str:
+    """Write + ingest the analysis, then print each view's rows for it; its id."""
     from engine.analysis.record import clean, write_analysis
     from engine.store.ingest_analysis import ingest_analysis
     from engine.store.read import query_df
@@ -53,10 +53,25 @@ def _record_and_show(ws: Path, result, views: list[tuple[str, str]], as_json: bo
                "summary": result.summary,
                **{t: df.to_dict(orient="records") for t, df in frames.items()}}
         typer.echo(json.dumps(clean(out), indent=2, default=str))
-        return
+        return aid
     for title, df in frames.items():
         _table(df.drop(columns=[c for c in ("analysis_id",) if c in df.columns]),
                f"{title}  ({aid})")
+    return aid
+
+
+def _explain_undefined_rho(ws: Path, aid: str) -> None:
+    """Say why ρ is empty: the oracle's gain over the global model is not established, so
+    there is no headroom for the gate to retain (engine.analysis.rho)."""
+    from engine.analysis.rho import RHO_MIN_GAIN, NA_GAIN_CI, NA_NO_GAIN
+    from engine.store.read import query_df
+
+    rows = query_df(ws, "SELECT subset, r2_oracle, r2_global FROM moe_gates WHERE "
+                    "analysis_id = ? AND section = 'overall' AND rho IS NULL", [aid])
+    for r in rows.itertuples():
+        gain = r.r2_oracle - r.r2_global
+        why = NA_NO_GAIN if not gain > RHO_MIN_GAIN else NA_GAIN_CI
+        typer.echo(f"ρ ({r.subset}): {why}; oracle − global = {gain:+.4f}")
 
 
 def _confusion_matrix(df):
@@ -136,7 +151,7 @@ def moe_gate_cmd(bins: str = BinsOpt,
                    n_boot=n_boot, gate=gate, routing=routing, tau=tau, features=features)
     with _callbacks(as_json) as cb:
         result = run_gate(ws, cfg, [cb] if cb else None)
-    _record_and_show(ws, result, [
+    aid = _record_and_show(ws, result, [
         ("MoE gate", "SELECT section, subset, bin, label, n, r2_gate, r2_gate_lo, "
          "r2_gate_hi, r2_oracle, r2_global, rho, rho_lo, rho_hi, accuracy, fallback_rate, "
          "analysis_id FROM moe_gates WHERE analysis_id = ?"),
@@ -145,6 +160,8 @@ def moe_gate_cmd(bins: str = BinsOpt,
          "TRY_CAST(extra->>'pred_bin' AS INTEGER) AS pred_bin, value AS count, analysis_id "
          "FROM analysis_rows WHERE analysis_id = ? AND extra->>'section' = 'confusion' "
          "ORDER BY true_bin, pred_bin", _confusion_matrix)], as_json)
+    if not as_json:
+        _explain_undefined_rho(ws, aid)
 
 
 @app.command("deleakage")
