@@ -18,9 +18,10 @@ from engine.events import Callbacks, emit
 from engine.paths import runs_dir
 from engine.paths import workspace as resolve_ws
 from engine.store.connect import DEFAULT_TIMEOUT_S, open_rw, store_lock
-from engine.store.runfolder import PRED_COLUMNS, RunRecord, read_run_folder, state_signature
+from engine.store.runfolder import (PRED_COLUMNS, RunRecord, read_run_folder, state_signature,
+                                    typed_params)
 
-PER_RUN_TABLES = ("run_params", "metric_history", "run_metrics", "bin_metrics",
+PER_RUN_TABLES = ("run_params", "run_facts", "metric_history", "run_metrics", "bin_metrics",
                   "predictions", "runs")
 RUN_COLUMNS = ("run_id", "model", "preset", "config_hash", "dataset_fingerprint",
                "dataset_name", "dataset_path", "train_size", "noise_level", "seed",
@@ -126,6 +127,10 @@ def write_run(con, rec: RunRecord) -> None:
         if rec.params:
             con.executemany("INSERT INTO run_params VALUES (?, ?, ?, ?, ?)",
                             [(run_id, *p) for p in rec.params])
+        facts = run_facts(rec.metrics)
+        if facts:
+            _bulk(con, "run_facts", ["run_id", "key", "value_type", "num_value", "text_value"],
+                  [(run_id, *f) for f in facts])
         if rec.history:
             _bulk(con, "metric_history", ["run_id", "step", "split", "name", "value", "t"],
                   [(run_id, *h) for h in rec.history])
@@ -140,6 +145,19 @@ def write_run(con, rec: RunRecord) -> None:
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def run_facts(metrics: dict | None) -> list[tuple]:
+    """run_facts rows (key, value_type, num_value, text_value) from metrics.json `extra`:
+    what the run measured about itself (train/predict seconds, n_train, the adapter's
+    describe() facts under `model.`), flattened to dotted keys like run_params so the report
+    never has to open the run folder. `subsets` is skipped (it is run_metrics already);
+    lists are one 'json' row; a non-finite float keeps its text with num_value NULL."""
+    extra = (metrics or {}).get("extra")
+    if not isinstance(extra, dict):
+        return []
+    rows = typed_params({k: v for k, v in extra.items() if k != "subsets"})
+    return [(k, t, n if t == "bool" else _num(n), x) for k, t, n, x in rows]
 
 
 def _write_metrics(con, run_id: str, rec: RunRecord) -> None:

@@ -9,11 +9,14 @@ from pathlib import Path
 import pandas as pd
 
 from engine.paths import runs_dir, store_path
+from engine.store.connect import connect_ro
 from engine.store.report_format import (finite, frame_markdown, hint, num, size, table)
 from engine.store.report_scaling import bin_table
 
 PASS_RULE = "passed ⇔ log g R² < 0.05 and SNR R² > 0.5 (test split, Ridge α = 1)"
 CONFIG_KEYS_MAX = 16  # hyper-parameters shown per model; the rest: `logg-engine runs show`
+FACT_LINES = (("model.best_epoch", "best_epoch"), ("model.best_iteration", "best_iteration"),
+              ("train_seconds", "train_time_s"), ("predict_seconds", "predict_time_s"))
 
 
 def deleakage_section(d) -> list[str]:
@@ -99,15 +102,22 @@ def configurations_section(d) -> list[str]:
     best = pts.dropna(subset=["r2"]).sort_values("r2").groupby("model").tail(1) \
         .sort_values("r2", ascending=False)
     top = best.iloc[0]["run_id"] if len(best) else None
+    facts = run_facts(d.workspace, list(best["run_id"]))
     for r in best.itertuples():
         run = d.runs[d.runs["run_id"] == r.run_id].iloc[0] if len(d.runs) else {}
         out += [f"### {r.model} ({size(r.train_size)}){' (Best)' if r.run_id == top else ''}",
                 "", "```yaml", f"run: {r.run_id}", f"preset: {r.preset or 'default'}",
                 f"train_size: {int(r.train_size)}", f"test_r2: {num(r.r2, 4)}"]
         out += _params_yaml(d, r.run_id)
-        n_params = _n_params(d, r.run_id, run)
+        f = facts.get(r.run_id, {})
+        n_params = _n_params(d, r.run_id, f)
         if n_params is not None:
-            out.append(f"n_params: {n_params}  # from the run folder's metrics.json")
+            out.append(f"n_params: {n_params}")
+        for key, label in FACT_LINES:
+            if finite(f.get(key)):
+                v = f[key]
+                out.append(f"{label}: {v:.1f}" if key.endswith("seconds") else
+                           f"{label}: {int(v)}")
         if finite(run.get("duration_s")):
             out.append(f"run_time_s: {float(run['duration_s']):.1f}")
         for k in ("device", "peak_rss_mb"):
@@ -148,20 +158,34 @@ def _compact(text: str) -> str:
     return f"[{', '.join(items)}]"
 
 
-def _n_params(d, run_id: str, run) -> int | None:
-    """Trainable parameters of a neural model: run_params `n_params` if the run recorded
-    it there, else metrics.json `extra.model.n_params` in the run folder (not ingested)."""
+def run_facts(workspace: Path, run_ids: list[str]) -> dict[str, dict[str, float]]:
+    """{run_id: {key: num_value}} from the store's run_facts (metrics.json `extra` as
+    ingested: `train_seconds`, `model.n_params`, ...); empty for a store from before
+    migration 003 (read-only readers do not migrate: the next `logg-engine ingest` does)."""
+    if not run_ids:
+        return {}
+    with connect_ro(workspace) as con:
+        if not con.execute("SELECT count(*) FROM duckdb_tables() "
+                           "WHERE table_name = 'run_facts'").fetchone()[0]:
+            return {}
+        rows = con.execute("SELECT run_id, key, num_value FROM run_facts WHERE run_id IN "
+                           "(SELECT unnest(?)) AND num_value IS NOT NULL", [run_ids]).fetchall()
+    out: dict[str, dict[str, float]] = {}
+    for run_id, key, value in rows:
+        out.setdefault(run_id, {})[key] = value
+    return out
+
+
+def _n_params(d, run_id: str, facts: dict[str, float]) -> int | None:
+    """Trainable parameters of a neural model: the run's `model.n_params` fact (what the
+    adapter's describe() recorded), else a run_params `n_params` hyper-parameter."""
+    if finite(facts.get("model.n_params")):
+        return int(facts["model.n_params"])
     p = d.params[(d.params["run_id"] == run_id) & (d.params["key"] == "n_params")] \
         if len(d.params) else d.params
     if len(p) and finite(p.iloc[0]["num_value"]):
         return int(p.iloc[0]["num_value"])
-    folder = run.get("run_dir") if hasattr(run, "get") else None
-    try:
-        m = json.loads((Path(folder) / "metrics.json").read_text())
-        v = ((m.get("extra") or {}).get("model") or {}).get("n_params")
-        return int(v) if finite(v) else None
-    except (OSError, TypeError, ValueError):
-        return None
+    return None
 
 
 EXPORT_FILES = (  # what `logg-engine export research DIR` writes (engine.analysis.export)
