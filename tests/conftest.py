@@ -64,3 +64,15 @@ def ray_cluster(_quiet_ray):
                  object_store_memory=80 * 2 ** 20, logging_level="WARNING")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Tiny torch models run faster on one thread, and 2 threads on a shared 2-core box
+    thrash; the thread count is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from engine.io.columns import empty_params
 from engine.io.dataset import write_manifest
@@ -58,4 +59,44 @@ def make_fake_dataset(root: str | Path, *, train_shards: tuple[int, ...] = (600,
         shards[shard] = n
     write_manifest(root, name=name or root.name, preset=None, seed=seed, noise_level=1.0,
                    shards=shards)
+    return root
+
+
+TOY_LINES = (8183.0, 8195.0, 8498.0, 8542.0, 8662.0, 8806.0, 7700.0, 8000.0, 8300.0, 8700.0)
+
+
+def toy_analysis_spectra(rng, n, wave):
+    """Toy lines whose depths depend on (Teff, [M/H], log g) with bin-dependent log g
+    sensitivity (so experts help), errors that follow the flux (so raw error leaks)."""
+    teff = rng.uniform(3600, 6150, n)
+    mh = rng.uniform(-2.4, 0.7, n)
+    logg = rng.uniform(1, 5, n)
+    mag = rng.uniform(20.5, 22.5, n)
+    t = (teff - 4875) / 1125
+    flux = np.ones((n, wave.size))
+    for j, c in enumerate(TOY_LINES):
+        prof = np.exp(-0.5 * ((wave - c) / 4.0) ** 2)
+        depth = 0.3 + 0.1 * np.sin(j + 1) * t + 0.05 * mh \
+            + 0.06 * (logg - 3) * (1 + np.cos(j) * np.sign(mh + 1) + 0.5 * t)
+        flux -= np.clip(depth, 0, 0.9)[:, None] * prof[None, :]
+    scale = 0.08 * 10 ** (0.4 * (mag - 21.5))
+    error = scale[:, None] * (0.6 + 0.4 * flux) * (1 + 0.1 * np.sin(wave / 50.0))[None, :]
+    snr = np.median(flux / error, axis=1)
+    p = pd.DataFrame({"T_eff": teff, "M_H": mh, "log_g": logg, "mag": mag, "snr": snr,
+                      "snr_median": snr, "crlb_log_g": (2.5 / snr) ** 2,
+                      "crlb_schur": np.full(n, 0.7), "a_M": 0.0, "C_M": 0.0})
+    return flux.astype(np.float32), error.astype(np.float32), p
+
+
+def make_toy_analysis_dataset(root: str | Path) -> Path:
+    """The analyses' toy pfsspec dataset: 900 train, 200 val, 300 test rows of 256 pixels
+    from `toy_analysis_spectra` (seed 1)."""
+    root = Path(root)
+    rng = np.random.default_rng(1)
+    wave = np.linspace(7100.0, 8850.0, 256)
+    shards = {"train_0": 900, "val_1k": 200, "test_1k_0": 300}
+    for name, n in shards.items():
+        f, e, p = toy_analysis_spectra(rng, n, wave)
+        write_spectra(root / name / "dataset.h5", wave=wave, flux=f, error=e, params=p)
+    write_manifest(root, name="toy", preset="test", seed=1, noise_level=1.0, shards=shards)
     return root

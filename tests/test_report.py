@@ -15,12 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from _runfolders import make_run_folder
+from fakes import make_toy_analysis_dataset
 from engine.analysis.record import AnalysisResult, write_analysis
 from engine.analysis.rho import (NA_GAIN_CI, NA_NO_GAIN, RHO_MIN_GAIN, rho, rho_undefined_reason,
                                  rho_with_ci)
 from engine.cli import app
-from engine.io.dataset import write_manifest
-from engine.io.pfsspec import write_spectra
 from engine.store import research_reference as REF
 from engine.store.ingest import ingest_all
 from engine.store.ingest_analysis import ingest_analysis
@@ -46,17 +45,8 @@ def _cli(*args):
 def toy_ws(tmp_path_factory):
     """Four run folders on dataset `toy` + the real MoE oracle (both bin schemes), a
     logreg gate and the de-leakage study on a 900/200/300-row pfsspec dataset `toy`."""
-    from test_analysis_cli import _spectra
-
     root = tmp_path_factory.mktemp("report")
-    ws, data = root / "ws", root / "toy"
-    rng = np.random.default_rng(1)
-    wave = np.linspace(7100.0, 8850.0, 256)
-    shards = {"train_0": 900, "val_1k": 200, "test_1k_0": 300}
-    for name, n in shards.items():
-        f, e, p = _spectra(rng, n, wave)
-        write_spectra(data / name / "dataset.h5", wave=wave, flux=f, error=e, params=p)
-    write_manifest(data, name="toy", preset="test", seed=1, noise_level=1.0, shards=shards)
+    ws, data = root / "ws", make_toy_analysis_dataset(root / "toy")
     for k, (model, n, scatter) in enumerate(RUNS):
         make_run_folder(ws, f"{model}-{n}", model=model, train_size=n, noise=scatter,
                         dataset="toy", ended=1.7e9 + k,

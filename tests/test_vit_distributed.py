@@ -40,12 +40,7 @@ PARAMS = dict(patch_size=256, stride=256, hidden=16, layers=1, heads=2, mlp_rati
 N_TRAIN = 150            # 3 steps an epoch: 64, 64 and 22 rows (uneven 11/11 split)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")   # conftest
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,7 @@ from engine.runs.context import RunContext
 W = 128
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")   # conftest
 
 
 def _shard(root, name, n, seed):

@@ -30,13 +30,7 @@ def _spectra(n: int, seed: int = 0):
     return flux.astype(np.float32), error.astype(np.float32), g, t
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread, and 2 threads on a shared 2-core box thrash."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")   # conftest
 
 
 def _est(**kw) -> SpecViTRegressor:
