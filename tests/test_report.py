@@ -206,15 +206,20 @@ def test_no_compare_and_cli_options(toy_ws, tmp_path):
 
 def test_store_without_analyses_says_which_command_fills_each_section(_isolated_workspace):
     ws = _isolated_workspace
-    make_run_folder(ws, "ridge-10000", model="ridge", train_size=10_000)
+    ridge = make_run_folder(ws, "ridge-10000", model="ridge", train_size=10_000,
+                            params={"alpha": 1e5})
+    m = json.loads((ridge / "metrics.json").read_text())
+    m["extra"]["model"] = {"alpha": 3162.5}  # the α the run chose on val (describe())
+    (ridge / "metrics.json").write_text(json.dumps(m))
     vit = make_run_folder(ws, "vit-10000", model="vit", train_size=10_000, noise=0.3,
-                          params={"patch_size": 16, "hidden_size": 256, "num_hidden_layers": 6})
+                          params={"patch_size": 16, "hidden": 256, "layers": 6})
     m = json.loads((vit / "metrics.json").read_text())
     m["extra"]["model"] = {"n_params": 4321}  # what the ViT adapter's describe() records
     (vit / "metrics.json").write_text(json.dumps(m))
     ingest_all(ws)
     text = _cli("report")
     assert "| **vit** | 10k |" in text and "p=16, h=256, L=6" in text
+    assert "α=3162.5" in text and "α=100000" not in text  # the chosen α, not the preset's
     cfg = text[text.index("### vit (10k) (Best)"):text.index("## 📊 6.")]
     assert "n_params: 4321" in cfg and "  patch_size: 16" in cfg
     for cmd in ("logg-engine moe oracle --bins snr --dataset default",

@@ -10,6 +10,7 @@ import math
 import shutil
 
 import duckdb
+import pandas as pd
 import pytest
 
 from _runfolders import make_run_folder
@@ -188,3 +189,35 @@ def test_infinite_facts_have_no_number(_isolated_workspace, value):
     got = _facts(ws, "ridge-10000")
     assert got["model.val_l2_best"][:2] == ("float", None)
     assert got["model.best_iteration"] == ("int", 40.0, "40")
+
+
+def test_export_research_scaling_files_carry_the_runs_facts(_isolated_workspace):
+    """`export research`: vit_scaling_summary.json and the Ridge / LightGBM CSVs read the
+    leaderboard plus the facts the runs recorded (the α chosen, the trees kept, n_params)."""
+    from engine.analysis.export import export_research
+
+    ws = _isolated_workspace
+    facts = {"ridge": {"alpha": 3162.5}, "lgbm": {"best_iteration": 417},
+             "vit": {"n_params": 4321, "best_epoch": 12}}
+    for model, model_facts in facts.items():
+        d = make_run_folder(ws, f"{model}-50000", model=model, train_size=50_000,
+                            params={"alpha": 1e5} if model == "ridge" else {})
+        m = json.loads((d / "metrics.json").read_text())
+        m["extra"]["model"] = model_facts
+        (d / "metrics.json").write_text(json.dumps(m))
+    ingest_all(ws)
+    done = export_research(ws, ws / "export")
+    assert {done[f"results/{p}"] for p in ("vit_scaling_summary.json",
+            "scaling_ml_ceiling/ridge_results.csv",
+            "scaling_ml_ceiling/lightgbm_results.csv")} == {"written"}
+    with duckdb.connect(str(ws / "results.duckdb"), read_only=True) as con:
+        r2 = dict(con.execute("SELECT model, r2 FROM leaderboard").fetchall())
+    res = ws / "export" / "results"
+    vit = json.loads((res / "vit_scaling_summary.json").read_text())["results"]
+    assert [(v["data_size"], v["n_params"], v["best_epoch"]) for v in vit] == [(50_000, 4321,
+                                                                                 12)]
+    assert vit[0]["test_r2"] == pytest.approx(r2["vit"])
+    ridge = pd.read_csv(res / "scaling_ml_ceiling/ridge_results.csv")
+    lgbm = pd.read_csv(res / "scaling_ml_ceiling/lightgbm_results.csv")
+    assert ridge["Alpha"].tolist() == [3162.5] and lgbm["Actual Trees"].tolist() == [417]
+    assert ridge["Test R²"].iloc[0] == pytest.approx(r2["ridge"])

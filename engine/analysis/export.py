@@ -42,6 +42,24 @@ def _write_json(doc, path: Path) -> Path:
     return path
 
 
+# finished runs of one model from the leaderboard (best run per point first), with the
+# research's column names; {extra}/{join} add the model's own columns (run_facts/run_params)
+_SCALING = ('SELECT l.train_size AS "Data Size", l.r2 AS "Test R²", l.mae AS "Test MAE", '
+            'l.rmse AS "Test RMSE", l.duration_s AS "Train Time"{extra}, l.dataset, '
+            "l.noise_level, l.test_split, l.run_id FROM leaderboard l {join} "
+            "WHERE l.model = ? ORDER BY l.dataset, l.noise_level, l.train_size, l.rank")
+
+
+def _vit_row(r: dict) -> dict:
+    """One ViT scaling point as the summary JSON lists it."""
+    return {"data_size": r["Data Size"], "test_r2": r["Test R²"],
+            "test_r2_ci": [r["r2_lo"], r["r2_hi"]], "test_mae": r["Test MAE"],
+            "test_rmse": r["Test RMSE"], "train_time_s": r["Train Time"],
+            "n_params": r["n_params"], "best_epoch": r["best_epoch"], "preset": r["preset"],
+            "dataset": r["dataset"], "noise_level": r["noise_level"],
+            "test_split": r["test_split"], "run_id": r["run_id"]}
+
+
 def export_research(ws: Path, out: Path) -> dict[str, str]:
     """Write every file that has data; returns {relative path: 'written' | 'no data'}."""
     from engine.store.read import query_df
@@ -83,11 +101,26 @@ def export_research(ws: Path, out: Path) -> dict[str, str]:
         _write_json(json.loads(meta.iloc[0, 0]),
                     out / "results/logg_snr_moe/deleakage_metadata.json")
         done["results/logg_snr_moe/deleakage_metadata.json"] = "written"
-    for model, rel in (("ridge", "results/scaling_ml_ceiling/ridge_results.csv"),
-                       ("lgbm", "results/scaling_ml_ceiling/lightgbm_results.csv")):
-        put(rel, query_df(
-            ws, 'SELECT train_size AS "Data Size", r2 AS "Test R²", mae AS "Test MAE", '
-            'rmse AS "Test RMSE", duration_s AS "Train Time", dataset, noise_level, run_id '
-            "FROM leaderboard WHERE model = ? ORDER BY dataset, noise_level, train_size",
-            [model]))
+    put("results/scaling_ml_ceiling/ridge_results.csv", query_df(ws, _SCALING.format(
+        extra=', coalesce(f.num_value, p.num_value) AS "Alpha"',
+        join="LEFT JOIN run_facts f ON f.run_id = l.run_id AND f.key = 'model.alpha' "
+             "LEFT JOIN run_params p ON p.run_id = l.run_id AND p.key = 'alpha'"), ["ridge"]))
+    put("results/scaling_ml_ceiling/lightgbm_results.csv", query_df(ws, _SCALING.format(
+        extra=', f.num_value AS "Actual Trees"',
+        join="LEFT JOIN run_facts f ON f.run_id = l.run_id "
+             "AND f.key = 'model.best_iteration'"), ["lgbm"]))
+    vit = query_df(ws, _SCALING.format(
+        extra=", n.num_value AS n_params, e.num_value AS best_epoch, l.preset, l.r2_lo, "
+              "l.r2_hi",
+        join="LEFT JOIN run_facts n ON n.run_id = l.run_id AND n.key = 'model.n_params' "
+             "LEFT JOIN run_facts e ON e.run_id = l.run_id AND e.key = 'model.best_epoch'"),
+        ["vit"])
+    rel = "results/vit_scaling_summary.json"
+    if vit.empty:
+        done[rel] = "no data"
+    else:
+        _write_json({"model": "vit", "metric": "test R² / MAE (dex) on the frozen test split",
+                     "results": [_vit_row(r) for r in vit.to_dict(orient="records")]},
+                    out / rel)
+        done[rel] = "written"
     return done

@@ -50,6 +50,7 @@ class ReportData:
     confusion: pd.DataFrame = field(default_factory=pd.DataFrame)  # gate confusion rows
     other: dict[str, pd.DataFrame] = field(default_factory=dict)   # analyses of other kinds
     n_train: float | None = None  # training rows of the dataset (datasets table), if known
+    facts: dict[str, dict[str, float]] = field(default_factory=dict)  # run_facts (numeric)
 
     def pick(self, kind: str, **match: Any) -> str | None:
         """The analysis of `kind` whose params match `match`, preferring the report's noise
@@ -149,6 +150,7 @@ def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
         n_train = con.execute("SELECT max(n_train) FROM datasets WHERE fingerprint IN "
                               "(SELECT unnest(?))",
                               [list(info["dataset_fingerprint"].dropna())]).fetchone()[0]
+        facts = _facts(con, ids)
         other = {}
         for r in analyses[~analyses["kind"].isin(KNOWN_KINDS)].itertuples():
             other[r.analysis_id] = con.execute(
@@ -157,7 +159,22 @@ def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
     return ReportData(workspace=Path(workspace), dataset=dataset, points=points,
                       noise=_main_noise(points), info=info, bins=bins, params=params, runs=runs,
                       moe_experts=moe, analyses=analyses, views=views, confusion=confusion,
-                      other=other, n_train=n_train)
+                      other=other, n_train=n_train, facts=facts)
+
+
+def _facts(con, run_ids: list[str]) -> dict[str, dict[str, float]]:
+    """{run_id: {key: num_value}} from run_facts (metrics.json `extra` as ingested:
+    `train_seconds`, `model.n_params`, `model.alpha`, ...); empty for a store from before
+    migration 003 (read-only readers do not migrate: the next `logg-engine ingest` does)."""
+    if not run_ids or not con.execute("SELECT count(*) FROM duckdb_tables() "
+                                      "WHERE table_name = 'run_facts'").fetchone()[0]:
+        return {}
+    rows = con.execute("SELECT run_id, key, num_value FROM run_facts WHERE run_id IN "
+                       "(SELECT unnest(?)) AND num_value IS NOT NULL", [run_ids]).fetchall()
+    out: dict[str, dict[str, float]] = {}
+    for run_id, key, value in rows:
+        out.setdefault(run_id, {})[key] = value
+    return out
 
 
 def best_points(lb: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,8 @@ SATURATION_DR2 = 0.01  # R² gain between the two largest sizes below which a mo
 KEY_PARAMS = {"ridge": (("alpha", "α"),),
               "lgbm": (("n_estimators", "trees"), ("num_leaves", "leaves"),
                        ("learning_rate", "lr")),
-              "vit": (("patch_size", "p"), ("hidden_size", "h"), ("num_hidden_layers", "L"))}
+              "vit": (("patch_size", "p"), ("hidden", "h"), ("layers", "L"))}
+CHOSEN = {"alpha": "model.alpha"}  # a run_facts value that overrides the preset's (α chosen on val)
 
 
 def scaling_section(d) -> list[str]:
@@ -69,14 +70,19 @@ def best_table(d, multi: bool) -> list[str]:
 
 
 def model_label(d, model: str, run_id: str) -> str:
-    """"ridge (α=5000)": the model with its key hyper-parameters from run_params."""
+    """"ridge (α=5000)": the model with its key hyper-parameters from run_params, or
+    the value the run chose (run_facts, e.g. Ridge's α picked on the validation split)."""
     p = d.params[d.params["run_id"] == run_id].set_index("key") if len(d.params) else None
     parts = []
+    facts = d.facts.get(run_id, {})
     for key, short in KEY_PARAMS.get(model, ()):
-        if p is None or key not in p.index:
+        if finite(facts.get(CHOSEN.get(key, ""))):
+            v = facts[CHOSEN[key]]
+        elif p is None or key not in p.index:
             continue
-        row = p.loc[key]
-        v = row["num_value"] if finite(row["num_value"]) else row["text_value"]
+        else:
+            row = p.loc[key]
+            v = row["num_value"] if finite(row["num_value"]) else row["text_value"]
         if finite(v):
             v = f"{float(v):g}"
         parts.append(f"{short}={v}" if short in ("α", "lr", "p", "h", "L") else f"{v} {short}")

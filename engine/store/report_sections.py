@@ -4,12 +4,10 @@ and an appendix for analyses of kinds without a dedicated section."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
 from engine.paths import runs_dir, store_path
-from engine.store.connect import connect_ro
 from engine.store.report_format import (finite, frame_markdown, hint, num, size, table)
 from engine.store.report_scaling import bin_table
 
@@ -102,7 +100,7 @@ def configurations_section(d) -> list[str]:
     best = pts.dropna(subset=["r2"]).sort_values("r2").groupby("model").tail(1) \
         .sort_values("r2", ascending=False)
     top = best.iloc[0]["run_id"] if len(best) else None
-    facts = run_facts(d.workspace, list(best["run_id"]))
+    facts = d.facts
     for r in best.itertuples():
         run = d.runs[d.runs["run_id"] == r.run_id].iloc[0] if len(d.runs) else {}
         out += [f"### {r.model} ({size(r.train_size)}){' (Best)' if r.run_id == top else ''}",
@@ -158,24 +156,6 @@ def _compact(text: str) -> str:
     return f"[{', '.join(items)}]"
 
 
-def run_facts(workspace: Path, run_ids: list[str]) -> dict[str, dict[str, float]]:
-    """{run_id: {key: num_value}} from the store's run_facts (metrics.json `extra` as
-    ingested: `train_seconds`, `model.n_params`, ...); empty for a store from before
-    migration 003 (read-only readers do not migrate: the next `logg-engine ingest` does)."""
-    if not run_ids:
-        return {}
-    with connect_ro(workspace) as con:
-        if not con.execute("SELECT count(*) FROM duckdb_tables() "
-                           "WHERE table_name = 'run_facts'").fetchone()[0]:
-            return {}
-        rows = con.execute("SELECT run_id, key, num_value FROM run_facts WHERE run_id IN "
-                           "(SELECT unnest(?)) AND num_value IS NOT NULL", [run_ids]).fetchall()
-    out: dict[str, dict[str, float]] = {}
-    for run_id, key, value in rows:
-        out.setdefault(run_id, {})[key] = value
-    return out
-
-
 def _n_params(d, run_id: str, facts: dict[str, float]) -> int | None:
     """Trainable parameters of a neural model: the run's `model.n_params` fact (what the
     adapter's describe() recorded), else a run_params `n_params` hyper-parameter."""
@@ -189,6 +169,7 @@ def _n_params(d, run_id: str, facts: dict[str, float]) -> int | None:
 
 
 EXPORT_FILES = (  # what `logg-engine export research DIR` writes (engine.analysis.export)
+    ("VIT Scaling", "results/vit_scaling_summary.json", "leaderboard (vit)"),
     ("Ridge scaling", "results/scaling_ml_ceiling/ridge_results.csv", "leaderboard (ridge)"),
     ("LightGBM scaling", "results/scaling_ml_ceiling/lightgbm_results.csv",
      "leaderboard (lgbm)"),
@@ -206,7 +187,8 @@ EXPORT_FILES = (  # what `logg-engine export research DIR` writes (engine.analys
 
 def files_section(d) -> list[str]:
     ws = d.workspace
-    have = {"leaderboard (ridge)": (d.points["model"] == "ridge").any(),
+    have = {"leaderboard (vit)": (d.points["model"] == "vit").any(),
+            "leaderboard (ridge)": (d.points["model"] == "ridge").any(),
             "leaderboard (lgbm)": (d.points["model"] == "lgbm").any(),
             "moe_bins (bins = snr)": d.pick("moe_oracle", bins="snr") is not None,
             "moe_bins (bins = teff-mh)": d.pick("moe_oracle", bins="teff-mh") is not None,
