@@ -173,3 +173,28 @@ def test_record_ingest_is_idempotent_and_views_pivot(_isolated_workspace):
         con.close()
     assert rows == [("S0_baseline", 4096.0, 0.05, False), ("S4_snr_only", 1.0, 0.01, True)]
     assert params["size"] == 10
+
+
+def test_gate_pca_finds_the_stellar_signal_under_heteroscedastic_sky_noise():
+    """The gate PCA standardises pixels before fitting: a smooth low-variance stellar
+    component must own PC1 even when a few 'sky-line' pixels carry 100× larger
+    independent noise (raw-flux PCA would spend PC1 on those pixels)."""
+    from engine.analysis.gate_features import GateFeaturizer
+
+    rng = np.random.default_rng(0)
+    n, wave = 800, np.linspace(8100.0, 8900.0, 600)
+    a = rng.normal(size=n)  # latent 'T_eff' amplitude
+    template = np.linspace(-1.0, 1.0, wave.size)  # continuum slope
+    sd = np.full(wave.size, 0.01)
+    sky = rng.choice(wave.size, 30, replace=False)
+    sd[sky] = 1.0
+    flux = 0.5 + 0.01 * a[:, None] * template + rng.normal(size=(n, wave.size)) * sd
+    feat = GateFeaturizer("phys13", wave).fit(flux)
+    F = feat.transform(flux)
+    assert F.shape == (n, 13) and np.all(np.isfinite(F))
+    pc1 = F[:, 9]
+    assert abs(np.corrcoef(pc1, a)[0, 1]) > 0.95
+    # oracle for the map itself: PCs = PCA(standardised flux) of the same rows
+    z = (flux - flux.mean(0)) / flux.std(0)
+    _u, _s, vt = np.linalg.svd(z - z.mean(0), full_matrices=False)
+    assert abs(np.corrcoef(pc1, z @ vt[0])[0, 1]) > 0.999999
