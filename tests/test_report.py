@@ -177,6 +177,7 @@ def test_deleakage_marks_and_comparison_with_the_research(toy_ws, report):
         assert f"| {r.n_features} | {r.logg_r2_test:.3f} |" in line
     cmp_ = report[report.index("## 🔎 Comparison"):]
     assert "the research's values" in cmp_ and "not like-for-like" in cmp_
+    assert "0.500 @ 1M" in report  # the research's best Ridge, the summary's reference column
     lb = q(toy_ws, "SELECT model, train_size, r2 FROM leaderboard")
     assert "| ridge (Ridge) | 50k |" not in cmp_  # the research ran no ridge at 50k
     for r in lb[lb.train_size == 100_000].itertuples():
@@ -199,7 +200,7 @@ def test_no_compare_and_cli_options(toy_ws, tmp_path):
     _cli("report", "--dataset", "toy", "--no-compare", "--out", out, "--workspace", toy_ws)
     text = out.read_text()
     assert "🔎 Comparison" not in text and "Research (reference)" not in text
-    assert "0.475" not in text and "## 📊 2. MoE Oracle Results" in text
+    assert "@ 1M" not in text and "## 📊 2. MoE Oracle Results" in text  # no research column
     res = CliRunner().invoke(app, ["report", "--dataset", "nope", "--workspace", str(toy_ws)])
     assert res.exit_code == 4 and "toy" in res.output  # names the datasets that exist
 
