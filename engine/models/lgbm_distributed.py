@@ -282,9 +282,8 @@ def train_loop(config: dict[str, Any]) -> None:
     finally:
         ds.close()
     if rank == 0:
-        facts.update(workers=size, shard_rows=[shard_range(total, size, r)[1]
-                                               - shard_range(total, size, r)[0]
-                                               for r in range(size)])
+        bounds = [shard_range(total, size, r) for r in range(size)]
+        facts.update(workers=size, shard_rows=[hi - lo for lo, hi in bounds])
         _write_outputs(Path(config["out_dir"]), booster, facts)
 
 
@@ -385,5 +384,5 @@ def _write_outputs(out_dir: Path, booster: Any, facts: dict[str, Any]) -> None:
     booster.save_model(str(tmp), num_iteration=-1)
     os.replace(tmp, out_dir / MODEL_FILE)
     tmp = out_dir / f".{META_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(facts, indent=1))
+    tmp.write_text(json.dumps(facts, indent=1))   # NaN kept as NaN (write_json_atomic: null)
     os.replace(tmp, out_dir / META_FILE)
