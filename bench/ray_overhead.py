@@ -4,7 +4,7 @@ The same grid (ridge at 2 sizes + lgbm-fast at 1 size on a small real pfsspec da
 runs (a) through the local executor (engine.runs.scaling.run_grid: one worker subprocess
 after the other), (b) `ray-serial`: the same loop but each run a Ray task waited for before
 the next (the per-run overhead of Ray: task dispatch, folder shipping, driver ingest), and
-(c) `ray-parallel`: engine.runs.ray_executor.run_grid_ray, all points submitted at once to a
+(c) `ray-parallel`: engine.runs.ray.executor.run_grid_ray, all points submitted at once to a
 local Ray cluster started here with --cpus CPUs (one CPU per run). Every run uses one
 thread (OMP_NUM_THREADS=1, what a 1-CPU Ray task gets), so only the executor differs.
 Each pass uses a fresh workspace so nothing is skipped; the best of --repeats is kept.
@@ -50,7 +50,7 @@ def r2s(ws: Path) -> dict[str, float]:
 
 
 def one_pass(kind: str, tmp: Path, dataset: Path, k: int, options=None) -> tuple[float, dict]:
-    from engine.runs.ray_executor import RayExecutor, launch_spec, run_grid_ray
+    from engine.runs.ray.executor import RayExecutor, launch_spec, run_grid_ray
     from engine.runs.scaling import run_grid
 
     ws = tmp / f"{kind}-{k}"
@@ -86,7 +86,7 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"  # local workers: the thread count a Ray task gets
     from fakes import make_fake_dataset
 
-    from engine.runs.ray_executor import RayOptions, import_ray
+    from engine.runs.ray.executor import RayOptions, import_ray
 
     tmp = Path(tempfile.mkdtemp(prefix="ray-overhead-"))
     try:

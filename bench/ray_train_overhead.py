@@ -141,7 +141,7 @@ def main() -> None:
     import torch
     from fakes import make_fake_dataset
 
-    from engine.runs.ray_executor import import_ray
+    from engine.runs.ray.executor import import_ray
 
     import lightgbm  # noqa: F401 - imported now so no fit pays the first import
 

@@ -99,7 +99,7 @@ asyncio.run(main())
 BARE_CHILD = """
 import sys, time
 import duckdb
-from logg_tui.data import _RUNS_SQL  # the string only: logg_tui.data imports no pandas
+from logg_tui.queries import _RUNS_SQL  # the string only: logg_tui.queries imports no pandas
 con = duckdb.connect(sys.argv[1] + '/results.duckdb', read_only=True)
 rows = con.execute('SELECT *, count(*) OVER () AS _total FROM (' + _RUNS_SQL + ') '
                    'ORDER BY started DESC NULLS LAST, run_id LIMIT 1000').fetchall()

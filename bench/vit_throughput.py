@@ -133,7 +133,7 @@ def research_stepper(cfg, flux, error, y, device, batch):
 
 def logg_stepper(cfg, flux, error, y, device, batch):
     """The same step as engine.models.vit.trainer.Trainer._step on resident data."""
-    from engine.models.vit.data import ResidentData
+    from engine.models.vit.batches import ResidentData
     from engine.models.vit.trainer import TrainConfig, Trainer
     torch.manual_seed(0)
     model = SpecViT(cfg).to(device)

@@ -8,7 +8,7 @@ from functools import partial
 
 from textual.command import Hit, Hits, Provider
 
-from logg_tui import data
+from logg_tui import queries as data
 
 SCREENS = [("runs", "Runs: all runs"), ("scaling", "Scaling: R² vs training size"),
            ("snr", "R² vs SNR with the ceiling"), ("moe", "MoE and de-leakage tables"),

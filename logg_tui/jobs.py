@@ -23,7 +23,7 @@ from pathlib import Path
 
 from engine.paths import runs_dir
 from engine.procs import pid_alive as alive
-from logg_tui.data import Progress, read_progress, tail
+from logg_tui.queries import Progress, read_progress, tail
 
 GRACE_S = 5.0
 _ids = itertools.count(1)

@@ -77,7 +77,7 @@ def test_moe_gate(dataset, _isolated_workspace, bins, gate, routing, capsys):
                            "WHERE extra->>'section' = 'confusion'").fetchone()[0]
         nbins = con.execute("SELECT count(*) FROM moe_gates WHERE section = 'bin'").fetchone()[0]
     n, rg, ro, rb, r, lo, hi, acc, fb, tau, feats = o
-    if r is None:  # ρ undefined (engine.analysis.rho): the oracle's gain is not established
+    if r is None:  # ρ undefined (engine.analysis.moe.rho): the oracle's gain is not established
         _cli("moe", "oracle", "--bins", bins, "--dataset", str(dataset), "--size", "900",
              "--n-boot", "100")  # same experts, same resamples → the same gain CI
         with _ro(_isolated_workspace) as con:

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import r2_score
 
-from engine.analysis import moe_oracle as O
+from engine.analysis.moe import oracle as O
 from engine.analysis.ceiling import detect_axes, grid_crlb, r2_max_bayes, r2_max_median
 from engine.analysis.deleakage import passed
-from engine.analysis.gates import route
-from engine.analysis.moe_bins import get_bins
+from engine.analysis.moe.gates import route
+from engine.analysis.moe.assign import get_bins
 from engine.analysis.record import AnalysisResult, write_analysis
-from engine.analysis.rho import rho, rho_with_ci
+from engine.analysis.moe.rho import rho, rho_with_ci
 
 
 def _toy(n=400, seed=0):
@@ -144,7 +144,7 @@ def test_ceiling_aggregates():
     assert r2_max_median(c, var) == pytest.approx(0.5)          # clip(1 − c/var): .95, .5, 0
     bayes = 1 - np.mean(1 / (1 / c + 1 / var)) / var
     assert r2_max_bayes(c, var) == pytest.approx(bayes)
-    from engine.eval.ceiling import r2_max
+    from engine.eval.r2max import r2_max
     assert r2_max_bayes(c, var) >= r2_max(c, var)  # the prior only adds information
 
 
@@ -179,7 +179,7 @@ def test_gate_pca_finds_the_stellar_signal_under_heteroscedastic_sky_noise():
     """The gate PCA standardises pixels before fitting: a smooth low-variance stellar
     component must own PC1 even when a few 'sky-line' pixels carry 100× larger
     independent noise (raw-flux PCA would spend PC1 on those pixels)."""
-    from engine.analysis.gate_features import GateFeaturizer
+    from engine.analysis.moe.gate_features import GateFeaturizer
 
     rng = np.random.default_rng(0)
     n, wave = 800, np.linspace(8100.0, 8900.0, 600)

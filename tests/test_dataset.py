@@ -10,7 +10,7 @@ import pytest
 from engine.errors import DataError, SpecError
 from engine.io.columns import empty_params
 from engine.io.dataset import Dataset, parse_size, resolve_dataset, write_manifest
-from engine.io.noise import BLOCK_ROWS
+from engine.io.seeded_noise import BLOCK_ROWS
 from engine.io.pfsspec import write_spectra
 
 W = 16

@@ -13,7 +13,7 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from engine.eval import bins as B
 from engine.eval import metrics as M
 from engine.eval.bootstrap import bootstrap_ci, resampled_r2_mae
-from engine.eval.ceiling import efficiency, r2_max
+from engine.eval.r2max import efficiency, r2_max
 from engine.eval.protocol import BIN_FIELDS, Evaluation, evaluate
 from _runfolders import synthetic_test_split
 

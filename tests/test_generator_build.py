@@ -17,7 +17,7 @@ from engine.generator.build import build_dataset
 from engine.generator.presets import Preset, ShardSpec, get_preset, with_train_size
 from engine.io.columns import PFSSPEC_COLUMN_NAMES
 from engine.io.dataset import Dataset
-from engine.io.noise import add_noise, stream_id
+from engine.io.seeded_noise import add_noise, stream_id
 from engine.io.snr import snr_l2, snr_median, snr_pfsspec
 
 MICRO = Preset("micro", (ShardSpec("train_16_0", 16), ShardSpec("test_4_0", 4, crlb=True, noisy=True)))

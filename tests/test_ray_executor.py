@@ -1,4 +1,4 @@
-"""The Ray executor (engine.runs.ray_executor) on a real local Ray cluster: a tiny scaling
+"""The Ray executor (engine.runs.ray.executor) on a real local Ray cluster: a tiny scaling
 grid lands the same numbers in the store as the local executor, both storage modes
 (shared path, folder shipped back as bytes), ray.cancel ends a run `cancelled`, and a
 worker killed with SIGKILL ends only its own run `failed`.
@@ -67,7 +67,7 @@ def _end(run_dir: Path) -> dict:
 @pytest.mark.parametrize("storage", ["ship", "auto"])
 def test_grid_on_ray_lands_the_local_numbers_in_the_store(ray_cluster, dataset, local_r2,
                                                           _isolated_workspace, storage):
-    from engine.runs.ray_executor import RayOptions, run_grid_ray
+    from engine.runs.ray.executor import RayOptions, run_grid_ray
 
     ws = _isolated_workspace
     points = plan_grid(["ridge"], SIZES, workspace=ws, dataset=str(dataset))
@@ -117,7 +117,7 @@ def _wait_training(run_dir: Path, timeout: float = 60.0) -> int:
 
 @pytest.mark.ray
 def test_cancel_ends_the_run_cancelled(ray_cluster, dataset, _isolated_workspace):
-    from engine.runs.ray_executor import RayExecutor, RayOptions, cancel_run, launch_spec
+    from engine.runs.ray.executor import RayExecutor, RayOptions, cancel_run, launch_spec
 
     ws = _isolated_workspace
     handle = launch_spec(_long_lgbm(ws, dataset), ws, RayExecutor(RayOptions(storage="shared")))
@@ -138,7 +138,7 @@ def test_cancel_ends_the_run_cancelled(ray_cluster, dataset, _isolated_workspace
 def test_worker_killed_mid_run_fails_only_its_run(ray_cluster, dataset, local_r2,
                                                   _isolated_workspace):
     from engine.runs.executor import follow
-    from engine.runs.ray_executor import RayExecutor, RayOptions, launch_spec
+    from engine.runs.ray.executor import RayExecutor, RayOptions, launch_spec
     from engine.runs.spec import build_spec
 
     ws = _isolated_workspace
@@ -165,7 +165,7 @@ def test_worker_killed_mid_run_fails_only_its_run(ray_cluster, dataset, local_r2
 
 
 def _worker_pid(run_id: str, timeout: float = 60.0) -> int:
-    """The pid of `python -m engine.runs.ray_worker .../<run_id>` once it is training."""
+    """The pid of `python -m engine.runs.ray.worker .../<run_id>` once it is training."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for proc in Path("/proc").iterdir():
@@ -175,7 +175,7 @@ def _worker_pid(run_id: str, timeout: float = 60.0) -> int:
                 argv = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"engine.runs.ray_worker" in argv and argv[-2].endswith(run_id.encode()):
+            if b"engine.runs.ray.worker" in argv and argv[-2].endswith(run_id.encode()):
                 events = Path(argv[-2].decode()) / "events.jsonl"
                 if events.is_file() and b'"progress"' in events.read_bytes():
                     return int(proc.name)
@@ -187,7 +187,7 @@ def test_without_ray_the_executor_says_how_to_install_it():
     """Ray hidden from imports: a SpecError (exit 2) naming the extra; and importing the
     executor modules never imports Ray (it is lazy)."""
     code = ("import sys; sys.modules['ray'] = None\n"
-            "import engine.runs.ray_executor as rx, engine.runs.ray_task, engine.runs.ray_ship\n"
+            "import engine.runs.ray.executor as rx, engine.runs.ray.task, engine.runs.ray.ship\n"
             "try:\n    rx.RayExecutor()\nexcept Exception as e:\n"
             "    print(type(e).__name__, e.exit_code); print(e.render())\n"
             "try:\n    rx.run_grid_ray([object()], workspace='/nonexistent')\n"
@@ -198,20 +198,20 @@ def test_without_ray_the_executor_says_how_to_install_it():
     assert out.stdout.startswith("SpecError 2")
     assert "pip install -e '.[ray]'" in out.stdout
     assert "grid SpecError" in out.stdout  # refused before any run folder is made
-    lazy = subprocess.run([sys.executable, "-c", "import sys, engine.runs.ray_executor, "
-                           "engine.runs.ray_task, engine.runs.ray_ship; "
+    lazy = subprocess.run([sys.executable, "-c", "import sys, engine.runs.ray.executor, "
+                           "engine.runs.ray.task, engine.runs.ray.ship; "
                            "print('ray' in sys.modules)"], capture_output=True, text=True,
                           timeout=60)
     assert lazy.stdout.strip() == "False", lazy.stderr
     with pytest.raises(SpecError):
-        from engine.runs.ray_executor import RayOptions
+        from engine.runs.ray.executor import RayOptions
 
         RayOptions(storage="nfs")
 
 
 def test_shipped_folder_round_trips_exactly(tmp_path):
     """pack → unpack replaces the destination with byte-identical files, no leftovers."""
-    from engine.runs.ray_ship import pack_folder, unpack_folder
+    from engine.runs.ray.ship import pack_folder, unpack_folder
 
     src = tmp_path / "src"
     (src / "checkpoints").mkdir(parents=True)
@@ -235,7 +235,7 @@ def test_ray_worker_death_and_queued_cancel_close_their_folders(ray_cluster, dat
     """The Ray worker process itself killed: its run's worker dies with it (no orphan)
     and the driver closes the folder `failed`. A task cancelled while still queued for
     CPUs never starts and is closed `cancelled`."""
-    from engine.runs.ray_executor import RayExecutor, RayOptions, launch_spec
+    from engine.runs.ray.executor import RayExecutor, RayOptions, launch_spec
 
     ws = _isolated_workspace
     executor = RayExecutor(RayOptions(storage="shared", num_cpus=2))  # one run at a time
@@ -243,7 +243,7 @@ def test_ray_worker_death_and_queued_cancel_close_their_folders(ray_cluster, dat
     queued = launch_spec(_long_lgbm(ws, dataset), ws, executor)
     pid = _wait_training(running.run_dir)
     ray_worker = int(Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[1])
-    assert b"engine.runs.ray_worker" not in Path(f"/proc/{ray_worker}/cmdline").read_bytes()
+    assert b"engine.runs.ray.worker" not in Path(f"/proc/{ray_worker}/cmdline").read_bytes()
     assert queued.cancel(grace_s=5) == 3 and queued.status == "cancelled"
     assert "queued" in (queued.run_dir / "events.jsonl").read_text()
     assert '"start"' not in (queued.run_dir / "events.jsonl").read_text()

@@ -17,14 +17,14 @@ from typer.testing import CliRunner
 from _runfolders import make_run_folder
 from fakes import make_toy_analysis_dataset
 from engine.analysis.record import AnalysisResult, write_analysis
-from engine.analysis.rho import (NA_GAIN_CI, NA_NO_GAIN, RHO_MIN_GAIN, rho, rho_undefined_reason,
+from engine.analysis.moe.rho import (NA_GAIN_CI, NA_NO_GAIN, RHO_MIN_GAIN, rho, rho_undefined_reason,
                                  rho_with_ci)
 from engine.cli import app
-from engine.store import research_reference as REF
+from engine.report import research_reference as REF
 from engine.store.ingest import ingest_all
 from engine.store.ingest_analysis import ingest_analysis
-from engine.store.report import build_report
-from engine.store.report_format import signed, size, with_ci
+from engine.report.document import build_report
+from engine.report.markdown import signed, size, with_ci
 
 SEED_SECTIONS = ("## 📊 1. Scaling Curve", "### 1.1 Best Results per Model",
                  "### 1.2 Key Findings", "## 📊 2. MoE Oracle Results", "### 2.1 By SNR Bins",

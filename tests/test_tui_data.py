@@ -1,4 +1,4 @@
-"""logg_tui.data (every store query the TUI makes) against oracles: the run folders'
+"""logg_tui.queries (every store query the TUI makes) against oracles: the run folders'
 metrics.json written by the engine's evaluate(), and plain Python over the same rows."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from _tui_stores import FOLDER_RUNS, folder_workspace, metrics_json
 
-from logg_tui import data
+from logg_tui import queries as data
 from logg_tui.screens.r2_snr import ceiling_band
 
 

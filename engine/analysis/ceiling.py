@@ -3,7 +3,7 @@
 Per bin of spectra with marginal CRLBs c_i (dex²) and a label variance Var:
   * `r2_max_pop`    = 1 − mean(min(c_i, Var))/Var, Var = the whole test split's label
                       variance (population bound; a spectrum can at worst be predicted by
-                      the mean, hence the min) — engine.eval.ceiling.r2_max;
+                      the mean, hence the min) — engine.eval.r2max.r2_max;
   * `r2_max_bin`    = the same with the bin's own label variance (comparable with a
                       model's within-bin R², so the gap uses it);
   * `r2_max_median` = median_i clip(1 − c_i/Var, 0, 1) (what the research reported);
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from engine.eval import bins as B
-from engine.eval.ceiling import efficiency, label_variance, r2_max
+from engine.eval.r2max import efficiency, label_variance, r2_max
 
 GRID_AXES = ("T_eff", "log_g", "M_H", "C_M", "a_M")
 

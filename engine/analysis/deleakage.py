@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.analysis.gate_features import quality_features
+from engine.analysis.moe.gate_features import quality_features
 from engine.eval.metrics import r2
 from engine.io.snr import snr_l2
 

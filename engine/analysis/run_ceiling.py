@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from engine.analysis import ceiling as C
-from engine.analysis.data import split_meta
+from engine.analysis.split_reads import split_meta
 from engine.analysis.record import AnalysisResult
 from engine.errors import DataError, StoreError
-from engine.eval.ceiling import label_variance
+from engine.eval.r2max import label_variance
 
 
 def run_ceiling(ws: Path, *, dataset: str = "default", runs: list[str] | None = None,

@@ -62,8 +62,8 @@ def _record_and_show(ws: Path, result, views: list[tuple[str, str]], as_json: bo
 
 def _explain_undefined_rho(ws: Path, aid: str) -> None:
     """Say why ρ is empty: the oracle's gain over the global model is not established, so
-    there is no headroom for the gate to retain (engine.analysis.rho)."""
-    from engine.analysis.rho import RHO_MIN_GAIN, NA_GAIN_CI, NA_NO_GAIN
+    there is no headroom for the gate to retain (engine.analysis.moe.rho)."""
+    from engine.analysis.moe.rho import RHO_MIN_GAIN, NA_GAIN_CI, NA_NO_GAIN
     from engine.store.read import query_df
 
     rows = query_df(ws, "SELECT subset, r2_oracle, r2_global FROM moe_gates WHERE "
@@ -93,7 +93,7 @@ def _callbacks(as_json: bool):
 
 
 def _moe_cfg(**kw):
-    from engine.analysis.moe import MoeConfig
+    from engine.analysis.moe.pipeline import MoeConfig
     from engine.io.dataset import parse_size
 
     kw["size"] = parse_size(kw["size"])
@@ -109,7 +109,7 @@ def moe_oracle_cmd(bins: str = BinsOpt, expert: str = ExpertOpt, size: str = Siz
     """Oracle MoE: per-bin experts with true-label routing vs the global model.
 
     Per bin and overall, always on the SAME test rows, with 95 % bootstrap CIs."""
-    from engine.analysis.moe import run_oracle
+    from engine.analysis.moe.pipeline import run_oracle
 
     ws = _ws(workspace)
     cfg = _moe_cfg(dataset=dataset, bins=bins, expert=expert, size=size,
@@ -143,7 +143,7 @@ def moe_gate_cmd(bins: str = BinsOpt,
 
     R² per bin, gate accuracy, confusion matrix and
     ρ = (R²_gate − R²_global)/(R²_oracle − R²_global) with a bootstrap CI."""
-    from engine.analysis.moe import run_gate
+    from engine.analysis.moe.pipeline import run_gate
 
     ws = _ws(workspace)
     cfg = _moe_cfg(dataset=dataset, bins=bins, expert=expert, size=size,

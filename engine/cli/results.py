@@ -214,7 +214,7 @@ def report_cmd(
     """Markdown results summary computed from the store: the research summary's sections
     (scaling, MoE oracle and gates, de-leakage, ceiling, configurations, files, summary);
     a section without data says which command fills it."""
-    from engine.store.report import build_report
+    from engine.report.document import build_report
 
     text = build_report(_ws(workspace), dataset, compare=compare)
     if out is None:

@@ -88,7 +88,7 @@ def _make_executor(name: str, address: str | None) -> Any:
     """The executor object; built before any run folder exists so a missing Ray leaves
     nothing behind."""
     if _check_executor(name) == "ray":
-        from engine.runs.ray_executor import RayExecutor, RayOptions
+        from engine.runs.ray.executor import RayExecutor, RayOptions
 
         return RayExecutor(RayOptions(address=address))
     from engine.runs.executor import LocalExecutor
@@ -271,7 +271,7 @@ def _run_grid_on_ray(ws: Path, points: list, address: str | None):
     """Every missing point as a Ray task at once; the driver ingests each as it ends."""
     from rich.console import Console
 
-    from engine.runs.ray_executor import RayOptions, run_grid_ray
+    from engine.runs.ray.executor import RayOptions, run_grid_ray
 
     console = Console()
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from engine.eval import bins as B
 from engine.eval.bootstrap import bootstrap_ci
-from engine.eval.ceiling import efficiency, label_variance, r2_max
+from engine.eval.r2max import efficiency, label_variance, r2_max
 from engine.eval.metrics import point_metrics
 
 PROTOCOL_VERSION = 1

@@ -194,7 +194,7 @@ def _snrs(flux: np.ndarray, err: np.ndarray) -> np.ndarray:
 def _frozen_noisy(flux, err, shard: str, start: int) -> np.ndarray:
     """The stored test noise: exactly engine.io's seeded realisation for this split
     (seed 42, stream = shard name), so `Split.noisy(1.0, seed=42)` reproduces it."""
-    from engine.io.noise import add_noise, stream_id
+    from engine.io.seeded_noise import add_noise, stream_id
     return add_noise(flux, err, NOISE_LEVEL, seed=FROZEN_NOISE_SEED, stream=stream_id(shard),
                      start=start)
 

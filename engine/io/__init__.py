@@ -3,6 +3,6 @@
 - `columns`: the params-table columns (`PFSSPEC_COLUMNS`, `LOGG_COLUMNS`, `empty_params`).
 - `pfsspec`: `write_spectra`, `SpectrumWriter` (streaming) and the lazy `SpectrumFile`.
 - `dataset`: `Dataset` (a folder of shards), `Split`, `parse_size`, `resolve_dataset`.
-- `noise`, `snr`, `validate`, `inspect`: seeded noise, SNR estimators, per-block checks,
+- `seeded_noise`, `snr`, `validate`, `inspect`: seeded noise, SNR estimators, per-block checks,
   and the `data inspect` report.
 """

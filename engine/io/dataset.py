@@ -24,7 +24,7 @@ from engine.atomic import save_npy
 import pandas as pd
 
 from engine.errors import DataError, SpecError
-from engine.io.noise import BLOCK_ROWS, add_noise, stream_id
+from engine.io.seeded_noise import BLOCK_ROWS, add_noise, stream_id
 from engine.io.pfsspec import DEFAULT_CHUNK_ROWS, SpectrumFile
 from engine.io.validate import PARAMS_KEY
 

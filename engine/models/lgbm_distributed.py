@@ -4,7 +4,7 @@ Why this shape:
 - Each worker reads its own contiguous row shard of the run's training matrix straight
   from the dataset files (`ShardSource`), with the SAME seeded noise the single-process
   run draws for those rows: the noise is a function of (seed + copy, stream, global row)
-  (engine.io.noise), so the shards concatenated in rank order are exactly the
+  (engine.io.seeded_noise), so the shards concatenated in rank order are exactly the
   single-process training matrix (tests/test_lgbm_distributed.py checks it bit for bit).
   No ray.data, no float matrix shipped through the object store.
 - Bin edges: every worker builds the same reference Dataset from the rows LightGBM itself
@@ -27,7 +27,7 @@ Why this shape:
   (same test R² within noise). The single-process binned-Dataset cache is not used.
 - Early stopping: every worker evaluates the same validation matrix (the frozen val noise)
   with the same model, so every worker stops at the same iteration by itself.
-- Cancel: rank 0 reads the run's STOP file (engine.runs.ray_train) and broadcasts the
+- Cancel: rank 0 reads the run's STOP file (engine.runs.ray.train) and broadcasts the
   decision through `ray.train.collective`, so all workers leave `lightgbm.train` at the
   same iteration (one worker leaving alone would hang the others in the next allreduce).
   The check runs about every CHECK_S seconds, on iterations rank 0 announces.
@@ -96,7 +96,7 @@ class ShardSource:
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
-        from engine.io.noise import add_noise, stream_id
+        from engine.io.seeded_noise import add_noise, stream_id
 
         stream = stream_id(self.split.stream)
         for k, a, b in self.pieces:
@@ -122,8 +122,8 @@ def matrix_rows(split: Any, noise_level: float, seed: int, copies: int,
                 rows: np.ndarray) -> np.ndarray:
     """Global rows `rows` (sorted) of the run's training matrix, float32, reading only
     those rows and drawing each noise block once. Same float32 operations in the same
-    order as engine.io.noise.add_noise, so the values are bit-identical to the matrix's."""
-    from engine.io.noise import BLOCK_ROWS, block_noise, stream_id
+    order as engine.io.seeded_noise.add_noise, so the values are bit-identical to the matrix's."""
+    from engine.io.seeded_noise import BLOCK_ROWS, block_noise, stream_id
 
     rows = np.asarray(rows, dtype=np.int64)
     n, width = int(split.n_rows), int(split.n_pixels)
@@ -185,7 +185,7 @@ def fit_distributed(est: Any, ctx: Any, copies: int = 1) -> Any:
     if ctx.dataset_root is None:
         raise SpecError("distributed LightGBM needs the dataset folder", key="dataset",
                         hint="run it through `logg-engine run` (the runner sets it)")
-    from engine.runs.ray_train import (fit_until_stopped, original_error, storage_path,
+    from engine.runs.ray.train import (fit_until_stopped, original_error, storage_path,
                                        train_cluster, wait_for)
 
     out_dir = Path(storage_path(ctx.run_dir))
@@ -262,7 +262,7 @@ def train_loop(config: dict[str, Any]) -> None:
 
     from engine.io.dataset import Dataset
     from engine.runs.folder import EventLog
-    from engine.runs.ray_train import stop_requested
+    from engine.runs.ray.train import stop_requested
 
     context = ray.train.get_context()
     rank, size = context.get_world_rank(), context.get_world_size()

@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.errors import DataError, SpecError
 
-EXECUTORS = ("local", "ray")  # ray: engine.runs.ray_executor (a teammate's)
+EXECUTORS = ("local", "ray")  # ray: engine.runs.ray.executor (a teammate's)
 DEFAULT_DATASET = "default"
 
 

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
-from logg_tui.data import StoreBusy
+from logg_tui.queries import StoreBusy
 from logg_tui.widgets.status import StatusLine
 
 

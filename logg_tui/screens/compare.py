@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import TabbedContent, TabPane
 
-from logg_tui import data
+from logg_tui import queries as data
 from logg_tui.screens.base import LoggScreen
 from logg_tui.widgets.frame_table import FrameTable
 

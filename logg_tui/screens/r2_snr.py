@@ -7,7 +7,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 
-from logg_tui import data
+from logg_tui import queries as data
 from logg_tui.screens.base import LoggScreen
 from logg_tui.widgets.frame_table import FrameTable
 from logg_tui.widgets.plots import SnrPlot, short_size

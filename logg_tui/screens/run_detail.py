@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Log, Static, TabbedContent, TabPane
 
-from logg_tui import data
+from logg_tui import queries as data
 from logg_tui.screens.base import LoggScreen
 from logg_tui.widgets.frame_table import FrameTable
 from logg_tui.widgets.plots import CurvePlot, HistPlot, ScatterPlot

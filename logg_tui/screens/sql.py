@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import OptionList, TextArea
 
-from logg_tui import data
+from logg_tui import queries as data
 from logg_tui.screens.base import LoggScreen
 from logg_tui.widgets.frame_table import FrameTable
 

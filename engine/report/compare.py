@@ -1,16 +1,16 @@
 """Report 🎯 summary, 🔎 comparison with the research, 📌 next steps.
 
 The comparison puts our stored numbers beside the research's reference values
-(engine.store.research_reference, the only hand-typed numbers in the report), always
+(engine.report.research_reference, the only hand-typed numbers in the report), always
 labelled as the research's, for the rows that exist in both: best R² per model and size,
 MoE ΔR² per bin, de-leakage pass/fail per strategy."""
 
 from __future__ import annotations
 
-from engine.store import research_reference as REF
-from engine.store.report_format import finite, hint, num, signed, size, table, with_ci
-from engine.store.report_moe import SNR_DESC, SNR_ORDER
-from engine.store.report_sections import as_bool
+from engine.report import research_reference as REF
+from engine.report.markdown import finite, hint, num, signed, size, table, with_ci
+from engine.report.moe_tables import SNR_DESC, SNR_ORDER
+from engine.report.sections import as_bool
 
 RESEARCH_SIZES = (50_000, 100_000, 200_000, 500_000, 1_000_000)
 REF_COL = "Research (reference)"
@@ -96,7 +96,7 @@ def _research_best(model: str):
 def comparison_section(d) -> list[str]:
     out = ["## 🔎 Comparison with the research", "",
            f"> **{REF_COL}** = the research's values ({REF.SOURCE}), typed in from its "
-           "summary (engine/store/research_reference.py); **Ours** = this store, dataset "
+           "summary (engine/report/research_reference.py); **Ours** = this store, dataset "
            f"`{d.dataset}`. Different data and test sets: the differences are indicative, "
            "not like-for-like.", ""]
     rows = scaling_rows(d)

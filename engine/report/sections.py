@@ -8,8 +8,8 @@ import json
 import pandas as pd
 
 from engine.paths import runs_dir, store_path
-from engine.store.report_format import (finite, frame_markdown, hint, num, size, table)
-from engine.store.report_scaling import bin_table
+from engine.report.markdown import (finite, frame_markdown, hint, num, size, table)
+from engine.report.scaling_tables import bin_table
 
 PASS_RULE = "passed ⇔ log g R² < 0.05 and SNR R² > 0.5 (test split, Ridge α = 1)"
 CONFIG_KEYS_MAX = 16  # hyper-parameters shown per model; the rest: `logg-engine runs show`

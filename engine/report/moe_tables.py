@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from engine.analysis.rho import NA_GAIN_CI, rho_undefined_reason
-from engine.store.report_format import finite, hint, num, signed, size, table, with_ci
+from engine.analysis.moe.rho import NA_GAIN_CI, rho_undefined_reason
+from engine.report.markdown import finite, hint, num, signed, size, table, with_ci
 
 SNR_DESC = {"H": "SNR > 7", "M": "SNR ∈ (4,7]", "L": "SNR ∈ (2,4]", "X": "SNR ≤ 2"}
 SNR_ORDER = ("H", "M", "L", "X")  # the research's table order: high SNR first

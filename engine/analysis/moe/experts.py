@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.analysis.data import RowSubset
+from engine.analysis.split_reads import RowSubset
 from engine.events import Callbacks, emit
 
 MIN_TRAIN = 10

@@ -10,14 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from engine.analysis import moe_oracle as O
-from engine.analysis.data import split_meta, stream_rows
-from engine.analysis.experts import EXPERT_KINDS, ExpertSet, fit_experts
-from engine.analysis.gate_features import FEATURE_SETS, PCA_FIT_ROWS, GateFeaturizer
-from engine.analysis.gates import GATES, ROUTINGS, make_gate, route
-from engine.analysis.moe_bins import OUT_OF_RANGE, MoeBins, get_bins
+from engine.analysis.moe import oracle as O
+from engine.analysis.split_reads import split_meta, stream_rows
+from engine.analysis.moe.experts import EXPERT_KINDS, ExpertSet, fit_experts
+from engine.analysis.moe.gate_features import FEATURE_SETS, PCA_FIT_ROWS, GateFeaturizer
+from engine.analysis.moe.gates import GATES, ROUTINGS, make_gate, route
+from engine.analysis.moe.assign import OUT_OF_RANGE, MoeBins, get_bins
 from engine.analysis.record import AnalysisResult
-from engine.analysis.rho import N_BOOT, paired_r2, rho_with_ci
+from engine.analysis.moe.rho import N_BOOT, paired_r2, rho_with_ci
 from engine.errors import SpecError
 from engine.eval.bootstrap import percentile_ci
 from engine.eval.metrics import mae, r2

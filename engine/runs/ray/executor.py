@@ -1,5 +1,5 @@
 """The Ray executor: each run is a Ray task with declared resources, executing the same
-worker lifecycle as the local executor on a Ray node (engine.runs.ray_task); the DRIVER
+worker lifecycle as the local executor on a Ray node (engine.runs.ray.task); the DRIVER
 unpacks shipped folders and ingests, so the store stays single-writer.
 
 Shape of the local executor's API (engine.runs.executor):
@@ -32,7 +32,7 @@ _LIVE: dict[str, "RayRun"] = {}
 class RayOptions:
     """How runs go to Ray. address: None = start a local Ray (or $RAY_ADDRESS), "auto" =
     the running cluster, "HOST:PORT" = that head. storage: where run folders live (see
-    engine.runs.ray_task). num_cpus/num_gpus per run: None = per model (resources_for)."""
+    engine.runs.ray.task). num_cpus/num_gpus per run: None = per model (resources_for)."""
 
     address: str | None = None
     storage: str = "auto"
@@ -99,7 +99,7 @@ class RayExecutor:
 
     def launch(self, run_dir: Path) -> "RayRun":
         from engine.runs.folder import read_run_json
-        from engine.runs.ray_ship import pack_folder
+        from engine.runs.ray.ship import pack_folder
         from engine.runs.spec import RunSpec
 
         run_dir = Path(run_dir).resolve()
@@ -116,7 +116,7 @@ class RayExecutor:
 
 
 def _task_entry() -> Callable[..., dict[str, Any]]:
-    from engine.runs.ray_task import run_on_node
+    from engine.runs.ray.task import run_on_node
 
     return run_on_node
 
@@ -166,7 +166,7 @@ class RayRun:
             return self.wait()
 
     def _complete(self) -> None:
-        from engine.runs.ray_ship import last_end_event, unpack_folder, write_end_event
+        from engine.runs.ray.ship import last_end_event, unpack_folder, write_end_event
         from engine.runs.worker import EXIT
 
         try:

@@ -5,12 +5,12 @@ items 1, 5). This report has the research summary's sections (scaling curve, MoE
 and gates, de-leakage, model configurations, result files, summary table) and every number
 in it is read from the results store at generation time. The single exception is the
 "comparison with the research" table, whose reference column comes from
-engine.store.research_reference and is labelled as the research's. A section whose data
+engine.report.research_reference and is labelled as the research's. A section whose data
 is not in the store yet says which command fills it.
 
 This module loads what the report needs (one short read-only connection) into a
-`ReportData`; the sections live in report_scaling, report_moe, report_sections and
-report_compare."""
+`ReportData`; the sections live in scaling_tables, moe_tables, sections and
+compare."""
 
 from __future__ import annotations
 
@@ -84,10 +84,10 @@ class ReportData:
 def build_report(workspace: Path, dataset: str | None = None, *, compare: bool = True) -> str:
     """Markdown summary for one dataset (default: the one with the most finished runs).
     `compare`: add the table of our numbers beside the research's reference values."""
-    from engine.store import report_compare as C
-    from engine.store import report_moe as M
-    from engine.store import report_scaling as S
-    from engine.store import report_sections as X
+    from engine.report import compare as C
+    from engine.report import moe_tables as M
+    from engine.report import scaling_tables as S
+    from engine.report import sections as X
 
     d = load_report_data(workspace, dataset)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

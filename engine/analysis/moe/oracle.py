@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.analysis.rho import N_BOOT, delta_with_ci, paired_r2
+from engine.analysis.moe.rho import N_BOOT, delta_with_ci, paired_r2
 from engine.eval.bootstrap import percentile_ci
 from engine.eval.metrics import mae, r2
 

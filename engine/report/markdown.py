@@ -1,4 +1,4 @@
-"""Markdown formatting helpers shared by the report's sections (engine.store.report*).
+"""Markdown formatting helpers shared by the report's sections (engine.report.document*).
 
 Missing or non-finite numbers are shown as "—": a report never prints "nan"."""
 

@@ -1,7 +1,7 @@
 """What a Ray task does on its node: run one run's worker subprocess and supervise it.
 
 The task is a supervisor, not a second lifecycle: the run itself is `python -m
-engine.runs.ray_worker RUN_DIR` (engine.runs.runner.execute, as the local executor runs it),
+engine.runs.ray.worker RUN_DIR` (engine.runs.runner.execute, as the local executor runs it),
 in its own process group, killed with the node's Ray worker if that dies (PDEATHSIG).
 `ray.cancel` raises KeyboardInterrupt here; the supervisor then SIGTERMs the worker (which
 writes `end cancelled`), SIGKILLs it after the grace period, and still returns the folder.
@@ -30,13 +30,13 @@ POLL_S = 0.1
 def run_on_node(run_dir: str, run_id: str, created: float, folder_tar: bytes, storage: str,
                 num_cpus: int, grace_s: float) -> dict[str, Any]:
     """Execute the run; returns {run_id, status, returncode, storage, host, tar}."""
-    from engine.runs.ray_ship import pack_folder
+    from engine.runs.ray.ship import pack_folder
 
     mode = _choose_storage(Path(run_dir), run_id, created, storage)
     scratch = None
     work = Path(run_dir)
     if mode == "ship":
-        from engine.runs.ray_ship import unpack_folder
+        from engine.runs.ray.ship import unpack_folder
 
         scratch = Path(tempfile.mkdtemp(prefix="logg-ray-"))
         work = unpack_folder(folder_tar, scratch / "runs" / run_id)
@@ -82,7 +82,7 @@ def _launch_worker(run_dir: Path, num_cpus: int) -> subprocess.Popen:
     env["OMP_NUM_THREADS"] = str(max(1, int(num_cpus)))
     env.setdefault("RAY_ADDRESS", _cluster_address())  # data-parallel runs join this cluster
     with open(run_dir / "stdout.log", "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "engine.runs.ray_worker", str(run_dir)],
+        return subprocess.Popen([sys.executable, "-m", "engine.runs.ray.worker", str(run_dir)],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env, preexec_fn=_die_with_parent)
 
@@ -112,7 +112,7 @@ def _supervise(proc: subprocess.Popen, run_dir: Path, grace_s: float) -> tuple[s
     """Wait for the worker; on ray.cancel (KeyboardInterrupt) cancel it like the local
     executor does. A worker gone without an `end` event gets one written here."""
     from engine.runs.executor import cancel
-    from engine.runs.ray_ship import last_end_event, write_end_event
+    from engine.runs.ray.ship import last_end_event, write_end_event
     from engine.runs.worker import EXIT
 
     cancelled = False

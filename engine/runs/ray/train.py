@@ -33,7 +33,7 @@ def train_cluster(workers: int, address: str | None = None,
                   cpus_per_worker: float = 1.0) -> Iterator[Any]:
     """`ray`, initialised for Ray Train: joins `address` / `$RAY_ADDRESS` / an already
     initialised Ray, or starts a private local one (shut down on exit)."""
-    from engine.runs.ray_executor import connect, import_ray
+    from engine.runs.ray.executor import connect, import_ray
 
     ray = import_ray()
     if ray.is_initialized():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from engine.store.report_format import finite, hint, num, signed, size, table, with_ci
+from engine.report.markdown import finite, hint, num, signed, size, table, with_ci
 
 SATURATION_DR2 = 0.01  # R² gain between the two largest sizes below which a model "saturates"
 # hyper-parameters that name a model's configuration in the research's tables ("Ridge (α=5000)")

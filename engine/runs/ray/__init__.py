@@ -1,0 +1,7 @@
+"""Runs on a Ray cluster (docs/cluster.md). Ray is imported inside functions only.
+
+- `executor`: each run as a Ray task (the driver ingests; the store stays single-writer).
+- `task`, `worker`: what the task does on its node, and the worker process it supervises.
+- `ship`: a run folder to and from bytes, for nodes without the shared workspace.
+- `train`: the plumbing both data-parallel trainers share (cluster join, stop, errors).
+"""
