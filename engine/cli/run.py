@@ -181,6 +181,9 @@ def scaling_cmd(
     test_split: str = typer.Option("test", "--test-split"),
     val_split: str = typer.Option("val", "--val-split"),
     device: str = typer.Option("auto", "--device", help="Device for torch models."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Override one "
+                                                  "model's hyper-parameter: --set "
+                                                  "MODEL:key=value (e.g. vit:max_epochs=3)."),
     executor: str = ExecutorOpt,
     address: Optional[str] = AddressOpt,
     workers: int = WorkersOpt,
@@ -199,11 +202,17 @@ def scaling_cmd(
         if not sep:
             raise SpecError(f"bad --preset {item!r}", key="preset", hint="write MODEL=PRESET")
         chosen[m.strip()] = p.strip()
+    per_model: dict[str, list[str]] = {}
+    for item in overrides or ():
+        m, sep, kv = item.partition(":")
+        if not sep or "=" not in kv:
+            raise SpecError(f"bad --set {item!r}", key="set", hint="write MODEL:key=value")
+        per_model.setdefault(m.strip(), []).append(kv.strip())
     points = plan_grid([m.strip() for m in models.split(",") if m.strip()],
                        [s.strip() for s in sizes.split(",") if s.strip()], workspace=ws,
                        dataset=dataset, presets=chosen, noise_level=noise_level, seed=seed,
                        test_split=test_split, val_split=val_split or None, device=device,
-                       workers=workers, ray_address=address)
+                       workers=workers, ray_address=address, overrides=per_model)
     if _check_executor(executor) == "ray":
         results = _run_grid_on_ray(ws, points, address)
     else:
