@@ -7,7 +7,8 @@
 - `context`: what an adapter's `train` receives from the runner.
 - `runner`: the in-process lifecycle (train → save → predict → evaluate → write).
 - `worker`: `python -m engine.runs.worker RUN_DIR`, the subprocess that runs it.
-- `executor`: the local executor (launch, cancel, follow).
+- `executor`: the local executor and the one launch (`spawn`, `launch_run`), the one
+  cancel (`cancel`, `cancel_run`) and the follower (`follow`, through engine.run_state).
 - `scaling`: the models × sizes grid, skipping points the store already holds.
 - `ray/`: the same runs on a Ray cluster, and data-parallel training plumbing.
 """
