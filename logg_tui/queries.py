@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import StoreError
+from engine.jsonsafe import plain
 from engine.paths import runs_dir, store_path
 
 if TYPE_CHECKING:  # pandas is imported lazily: the first screen does not need it
@@ -168,7 +169,7 @@ def run_detail(ws: Path, run_id: str, sample_rows: int = 2000) -> RunDetail:
                 [run_id]).df()
     except StoreError as exc:
         raise StoreBusy(exc.message) from exc
-    row = {k: _py(v) for k, v in run.iloc[0].items()}
+    row = {k: plain(v) for k, v in run.iloc[0].items()}
     try:
         spec = json.loads(row.get("spec") or "{}")
     except (TypeError, ValueError):
@@ -219,7 +220,7 @@ def _config_diff(runs: pd.DataFrame, params: pd.DataFrame, ids: list[str]) -> pd
 
     cfg: dict[str, dict[str, Any]] = {i: {} for i in ids}
     for _, r in runs.iterrows():
-        cfg[r["run_id"]].update({k: _py(r[k]) for k in runs.columns if k != "run_id"})
+        cfg[r["run_id"]].update({k: plain(r[k]) for k in runs.columns if k != "run_id"})
     for _, p in params.iterrows():
         cfg[p["run_id"]][f"param.{p['key']}"] = param_value(p)
     keys = sorted({k for c in cfg.values() for k in c})
@@ -439,16 +440,6 @@ def _read_lines(path: Path) -> list[str]:
         return Path(path).read_text(errors="replace").splitlines()
     except OSError:
         return []
-
-
-def _py(v: Any) -> Any:
-    """numpy / pandas scalars → plain Python (NaN/NaT → None)."""
-    if v is None or type(v).__name__ == "NaTType" or (isinstance(v, float) and v != v):
-        return None
-    if hasattr(v, "item") and not hasattr(v, "to_pydatetime"):
-        v = v.item()
-        return None if isinstance(v, float) and v != v else v
-    return v
 
 
 def _fmt(v: Any) -> str:

@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from engine.atomic import atomic_path
 from engine.errors import RunError, SpecError
 from engine.events import emit
 
@@ -240,12 +241,12 @@ class Trainer:
                             "best_epoch": st.best_epoch, "collapse_run": st.collapse_run,
                             "history": st.history},
                    **self.extra_state}
-        _atomic_save(payload, self.ckpt_dir / "last.pt")
+        _save(payload, self.ckpt_dir / "last.pt")
 
     def _save_best(self) -> None:
         self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if self.ckpt_dir is not None and self.par.is_main:
-            _atomic_save({"model": self.best_state, "epoch": self.state.best_epoch,
+            _save({"model": self.best_state, "epoch": self.state.best_epoch,
                           "val_r2": self.state.best_r2, **self.extra_state},
                          self.ckpt_dir / "best.pt")
 
@@ -429,9 +430,7 @@ def cfg_seed_for_rank(seed: int, rank: int, step: int) -> int:
     return (int(seed) * 1_000_003 + 7919 * int(rank) + int(step)) % (2 ** 63)
 
 
-def _atomic_save(obj, path: Path) -> None:
-    """torch.save to a temporary name, then rename (never a half-written checkpoint)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+def _save(obj, path: Path) -> None:
+    """torch.save atomically (never a half-written checkpoint)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
