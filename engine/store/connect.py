@@ -19,6 +19,7 @@ from typing import Any
 
 from engine.errors import StoreError
 from engine.paths import store_path
+from engine.store.transaction import transaction
 
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -169,13 +170,12 @@ def migrate(con, path: Path, current: int, directory: Path = MIGRATIONS_DIR) -> 
     for n, mig in found:
         if n <= current:
             continue
-        con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(mig.read_text())
-            con.execute("INSERT INTO schema_meta (version, note) VALUES (?, ?)", [n, mig.name])
-            con.execute("COMMIT")
+            with transaction(con):
+                con.execute(mig.read_text())
+                con.execute("INSERT INTO schema_meta (version, note) VALUES (?, ?)",
+                            [n, mig.name])
         except Exception as exc:
-            con.execute("ROLLBACK")
             raise StoreError(f"migration {mig.name} failed: {exc}", path=path) from exc
         current = n
     return current

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from engine.atomic import atomic_path
 from engine.errors import RunError, SpecError
+from engine.eval.metrics import r2_along
 from engine.events import emit
 
 LOSSES = ("mse", "l1", "huber")
@@ -106,10 +107,9 @@ def predict_z(model: nn.Module, X: np.ndarray, device: torch.device, batch_size:
 
 
 def r2_mae(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-target R² and MAE over the whole set (y, p: (N, T) in dex)."""
-    ss_res = ((y - p) ** 2).sum(0)
-    ss_tot = ((y - y.mean(0)) ** 2).sum(0)
-    return 1 - ss_res / np.maximum(ss_tot, 1e-30), np.abs(y - p).mean(0)
+    """Per-target R² (NaN for a constant target) and MAE over the whole set (y, p: (N, T)
+    in dex)."""
+    return r2_along(y, p, axis=0), np.abs(y - p).mean(0)
 
 
 @dataclass(frozen=True)
