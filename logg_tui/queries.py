@@ -304,8 +304,8 @@ def r2_vs_snr(ws: Path, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]
 
 def moe_tables(ws: Path) -> dict[str, pd.DataFrame]:
     """The latest MoE oracle (per bin), gate (R² per bin, one column per gate/routing,
-    as the research's table) and de-leakage analyses, from the analysis views; the
-    schema's moe_experts table when an older writer filled it. Empty frames when absent."""
+    as the research's table) and de-leakage analyses, from the analysis views. Empty frames
+    when absent."""
     import pandas as pd
 
     out = {"oracle": pd.DataFrame(), "moe_gate": pd.DataFrame(), "deleakage": pd.DataFrame()}
@@ -337,11 +337,6 @@ def moe_tables(ws: Path) -> dict[str, pd.DataFrame]:
             FROM deleakage WHERE analysis_id = (
                 SELECT analysis_id FROM analyses WHERE kind = 'deleakage'
                 ORDER BY created DESC NULLS LAST LIMIT 1) ORDER BY strategy""")
-    if out["oracle"].empty:
-        out["oracle"] = query(ws, """
-            SELECT run_id, scheme, expert, label, n_test, r2 AS r2_oracle, r2_global,
-                   r2 - r2_global AS delta_r2, mae
-            FROM moe_experts ORDER BY run_id, scheme, expert""")
     return out
 
 

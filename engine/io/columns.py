@@ -55,9 +55,6 @@ LOGG_COLUMNS: tuple[str, ...] = ("snr_median", "snr_l2", "crlb_log_g", "crlb_sch
 
 ALL_COLUMN_NAMES: tuple[str, ...] = PFSSPEC_COLUMN_NAMES + LOGG_COLUMNS
 
-# Columns every reader of a logg dataset relies on (float, must exist).
-REQUIRED_COLUMNS: tuple[str, ...] = ("id", "log_g")
-
 
 def empty_params(n: int) -> pd.DataFrame:
     """A params table of `n` rows with every pfsspec + logg column: id = 0..n-1,

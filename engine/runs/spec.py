@@ -198,7 +198,3 @@ def _check_splits(ds: Any, n: int, test_split: str, val_split: str | None) -> No
             ds.split(val_split)
     except DataError as exc:
         raise SpecError(exc.message, path=exc.path, key=exc.key, hint=exc.hint) from None
-
-
-def available_train_rows(ds: Any) -> int:
-    return sum(ds.rows(s) for s in ds.alias("train"))

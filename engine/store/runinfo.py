@@ -14,8 +14,6 @@ from engine.errors import SpecError
 from engine.jsonsafe import json_safe
 from engine.store.connect import connect_ro
 
-LIST_COLUMNS = ("run_id", "model", "preset", "dataset", "train_size", "noise_level", "seed",
-                "status", "r2", "r2_lo", "r2_hi", "mae", "duration_s", "created")
 SPEC_FIELDS = ("model", "preset", "config_hash", "dataset_name", "dataset_fingerprint",
                "train_size", "noise_level", "seed", "test_split", "val_split")
 EVAL_KEY = ("dataset_fingerprint", "split", "noise_level", "realisation")
