@@ -1,4 +1,4 @@
-"""`logg-engine export research DIR`: the research's result files (seed §5 paths),
+"""`logg-engine export research DIR`: the research's result files (paths in docs/analyses.md),
 written from the store so a reader of the original reports finds the same files.
 
 Each file comes from the LATEST analysis of its kind (by `created`) or from the store's

@@ -255,7 +255,7 @@ app.add_typer(export_app, name="export")
 @guard
 def export_research_cmd(out: Path = typer.Argument(..., help="Folder to write results/ into."),
                         as_json: bool = JsonOpt, workspace: Path = WorkspaceOpt) -> None:
-    """Write the research's result files (seed §5 paths) from the store."""
+    """Write the research's result files (docs/analyses.md) from the store."""
     from engine.analysis.export import export_research
 
     done = export_research(_ws(workspace), out)

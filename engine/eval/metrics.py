@@ -1,4 +1,4 @@
-"""Point metrics of a log g regressor, in dex (ORIGINAL_SYSTEM.md §7.1).
+"""Point metrics of a log g regressor, in dex (docs/sql.md, Metrics).
 
 Why hand-written numpy instead of sklearn: the bootstrap calls these thousands of times on
 resampled index arrays, and the store must not depend on sklearn's edge-case choices. Tests
@@ -60,7 +60,7 @@ def slope(y: np.ndarray, yhat: np.ndarray) -> float:
 
 
 def point_metrics(y: np.ndarray, yhat: np.ndarray) -> dict[str, float]:
-    """Every point metric of §7.1 at once, keyed by the names the store uses."""
+    """Every point metric (docs/sql.md, Metrics) at once, keyed by the names the store uses."""
     return {
         "n": int(len(y)),
         "r2": r2(y, yhat),

@@ -2,7 +2,8 @@
 
 `evaluate(...)` turns test-split predictions (dex) plus their meta columns into an
 `Evaluation`; `Evaluation.to_json()` is exactly what a run writes to metrics.json and what
-the store ingests. Nothing else computes headline metrics (ORIGINAL_SYSTEM.md §9.2 item 1)."""
+the store ingests. Nothing else computes headline metrics (docs/dev-contracts.md,
+research pitfall 1)."""
 
 from __future__ import annotations
 

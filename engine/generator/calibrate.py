@@ -1,5 +1,5 @@
 """Calibration figures of a generated dataset against the research targets
-(GENERATOR.md §2.13, ORIGINAL_SYSTEM.md §2.3 and §6.3): each figure is returned beside its
+(docs/generator.md, Calibration): each figure is returned beside its
 target so `logg-engine data calibrate` can print one table.
 
 * SNR: L2-SNR bin fractions (train split), pixel-mean SNR (a row sample), the `snr`
@@ -24,7 +24,7 @@ TARGET_SNR_MED = {20.0: 24.0, 21.5: 7.1, 22.0: 4.6, 22.5: 3.0}
 TARGET_SIGMA_3D = {20.0: 0.12, 21.5: 0.42, 22.0: 0.66, 22.5: 1.03}
 TARGET_R2MAX_5D = {20.0: 0.9892, 21.5: 0.8742, 22.0: 0.6983, 22.5: 0.2647}
 TARGET_L2_BINS = (29.0, 38.0, 30.0, 3.0)
-VAR_GRID = 1.6667   # population variance of the 9 BOSZ log g nodes (ORIGINAL_SYSTEM §6.2)
+VAR_GRID = 1.6667   # population variance of the 9 BOSZ log g nodes (docs/analyses.md, `ceiling`)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The parameter-table columns: the 35 pfsspec columns (PFSSPEC_FORMAT.md §4, in the
+"""The parameter-table columns: the 35 pfsspec columns (docs/data-format.md, in the
 order pfsspec writes them) plus the extra float columns our generator adds.
 
 Why a fixed list: research code reads the table positionally and by name, so files we

@@ -1,7 +1,7 @@
 """The markdown results summary (`logg-engine report`), built from the store only.
 
-Why: the research's reports carried hand-copied and stale numbers (ORIGINAL_SYSTEM.md §9.2
-items 1, 5). This report has the research summary's sections (scaling curve, MoE oracle
+Why: the research's reports carried hand-copied and stale numbers (docs/dev-contracts.md,
+research pitfalls 3–4). This report has the research summary's sections (scaling curve, MoE oracle
 and gates, de-leakage, model configurations, result files, summary table) and every number
 in it is read from the results store at generation time. The single exception is the
 "comparison with the research" table, whose reference column comes from

@@ -2,7 +2,8 @@
 heartbeat thread), atomic JSON writes.
 
 Why files and not the store: DuckDB allows one writer; a training process only ever writes
-its own folder, and `ingest` copies it into the store afterwards (ARCHITECTURE.md §2)."""
+its own folder, and `ingest` copies it into the store afterwards (docs/dev-contracts.md,
+Run folder)."""
 
 from __future__ import annotations
 

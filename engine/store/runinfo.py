@@ -1,6 +1,6 @@
 """Run listings, details and pairwise comparisons as plain data (the CLI and the TUI render
 them). Comparisons flag differing evaluation keys: numbers from different test sets or
-noise realisations are not comparable (ORIGINAL_SYSTEM.md §9.2 item 1)."""
+noise realisations are not comparable (docs/sql.md, Conventions)."""
 
 from __future__ import annotations
 

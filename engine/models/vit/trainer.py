@@ -1,6 +1,6 @@
 """The SpecViT training loop: plain PyTorch, fast on CUDA, deterministic and resumable.
 
-What it fixes relative to the research loop (ORIGINAL_SYSTEM.md §3.3.2):
+What it fixes relative to the research loop (docs/vit.md, Research quirks):
   * cosine schedule whose period is the actual run length in steps (not T_max=100 epochs);
   * loss names are explicit (`mse`, `l1`, `huber`); `mae` no longer silently means MSE;
   * weight decay only on weight matrices (not biases, LayerNorms, CLS, positional table);
