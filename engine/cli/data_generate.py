@@ -70,6 +70,7 @@ def calibrate_cmd(
         raise SpecError("--per-mag-n must be ≥ 2", key="per-mag-n")
     rows = parse_size(ridge_rows) if ridge_rows else None
     ds = resolve_dataset(dataset, resolve_ws(workspace))
+
     def figures(callbacks=None) -> list:
         figs = calibrate(ds, per_mag_n=per_mag_n, seed=seed, callbacks=callbacks)
         if ridge:

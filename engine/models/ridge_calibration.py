@@ -3,8 +3,9 @@
 split at noise 1.0 and scored on the test split's frozen noisy spectra.
 
 Why here and not in engine/generator/calibrate.py with the physics figures: it fits a
-model, and the generator sits below the models in the layers (docs/dev-contracts.md), so
-the CLI adds this figure to `calibrate()`'s list."""
+model, and the generator sits below the models in the layers (cli → report → analysis →
+runs → models → store/io/generator → eval → base; nothing imports upwards), so the CLI
+adds this figure to `calibrate()`'s list."""
 
 from __future__ import annotations
 
