@@ -2,35 +2,31 @@
 heartbeat thread), atomic JSON writes.
 
 Why files and not the store: DuckDB allows one writer; a training process only ever writes
-its own folder, and `ingest` copies it into the store afterwards (ARCHITECTURE.md §2)."""
+its own folder, and `ingest` copies it into the store afterwards (docs/dev-contracts.md,
+Run folder)."""
 
 from __future__ import annotations
 
 import json
-import math
-import os
 import secrets
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import write_json
+from engine.jsonsafe import json_safe
 from engine.paths import runs_dir
 
 HEARTBEAT_S = 5.0
+
+# The old name of engine.atomic.write_json, kept for callers on other branches.
+write_json_atomic = write_json
 
 
 def new_run_id(model: str) -> str:
     """`<model>-<YYYYmmdd-HHMMSS>-<4 hex>` (UTC)."""
     return f"{model}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary name in the same folder, then rename over `path`."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_plain(data), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
@@ -40,7 +36,7 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
 def update_run_json(run_dir: Path, **fields: Any) -> dict[str, Any]:
     data = read_run_json(run_dir)
     data.update(fields)
-    write_json_atomic(Path(run_dir) / "run.json", data)
+    write_json(Path(run_dir) / "run.json", data)
     return data
 
 
@@ -64,7 +60,7 @@ def create_run_folder(workspace: Path, spec: Any, *, dataset: dict[str, Any],
            "noise_level": spec.noise_level, "seed": spec.seed, "test_split": spec.test_split,
            "val_split": spec.val_split, "device": spec.device, "executor": spec.executor,
            **prov, "pid": None, "created": time.time()}
-    write_json_atomic(run_dir / "run.json", doc)
+    write_json(run_dir / "run.json", doc)
     EventLog(run_dir / "events.jsonl")("queued", run_id=run_id)
     return run_dir
 
@@ -78,7 +74,7 @@ class EventLog:
         self._lock = threading.Lock()
 
     def __call__(self, event: str, /, **fields: Any) -> None:
-        line = json.dumps({"t": time.time(), "event": event, **_plain(fields)},
+        line = json.dumps({"t": time.time(), "event": event, **json_safe(fields)},
                           allow_nan=False, default=str)
         with self._lock, open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
@@ -123,16 +119,3 @@ def current_rss_mb() -> float | None:
         return None
 
 
-def _plain(x: Any) -> Any:
-    """JSON-safe copy: numpy scalars/arrays → Python, NaN/inf → None, tuples → lists."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):
-        return _plain(x.tolist())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, Path):
-        return str(x)
-    return x
