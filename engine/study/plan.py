@@ -107,13 +107,13 @@ STUDIES: dict[str, StudyConfig] = {
         name="demo", dataset_preset="default", dataset="default",
         sizes=(2 * K, 5 * K, 10 * K, 30 * K), vit_sizes=(10 * K,), vit_gpu_sizes=(),
         moe_size=10 * K, gate_size=10 * K, deleakage_size=5 * K, templatefit_size=None,
-        gates=("logreg",), snr_gate=False, vit_overrides=("max_epochs=3",)),
+        gates=("logreg",), snr_gate=False, vit_overrides=("epochs=3",)),
     # Seconds per step: what the tests run.
     "tiny": StudyConfig(
         name="tiny", dataset_preset="tiny", dataset="tiny", sizes=(500, 1000),
         vit_sizes=(500,), vit_gpu_sizes=(1000,), moe_size=1000, gate_size=1000,
         deleakage_size=500, templatefit_size=None, gates=("logreg",), snr_gate=False,
-        vit_overrides=("max_epochs=1",)),
+        vit_overrides=("epochs=1",)),
 }
 
 
