@@ -35,7 +35,7 @@ def plan_grid(models: Sequence[str], sizes: Sequence[str | int], *, workspace: P
     `workers` > 1 applies to the models with data-parallel training (vit, lgbm); the
     others of the grid run as one process."""
     from engine.runs.registry import get_adapter
-    from engine.store.read import find_finished_run
+    from engine.store.reader import find_finished_run
 
     if not models or not sizes:
         raise SpecError("empty grid", key="models/sizes", hint="give --models and --sizes")
@@ -113,7 +113,7 @@ def launch_and_wait(spec: RunSpec, workspace: Path,
 def grid_table(workspace: Path, run_ids: Sequence[str]) -> pd.DataFrame:
     """The grid's rows of the store's scaling curve (model, train_size, R² with CI,
     MAE with CI), read from results.duckdb."""
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     if not run_ids:
         return pd.DataFrame()

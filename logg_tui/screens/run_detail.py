@@ -107,7 +107,7 @@ def summary_text(d: data.RunDetail) -> str:
     if d.params.empty:
         lines.append("  —")
     for _, p in d.params.iterrows():
-        lines.append(f"  {p['key']:<20} {_v(data.param_value(p))}")
+        lines.append(f"  {p['key']:<20} {_v(p['value'])}")
     return "\n".join(lines)
 
 
