@@ -238,8 +238,8 @@ def moe_tables(ws: Path) -> dict[str, pd.DataFrame]:
     out = {"oracle": pd.DataFrame(), "moe_gate": pd.DataFrame(), "deleakage": pd.DataFrame()}
     if _has_views(ws, "moe_bins", "moe_gates", "deleakage"):
         out["oracle"] = query(ws, """
-            SELECT bins, expert_kind AS expert, train_size AS size, bin, label, n_train,
-                   n_test, r2_oracle, r2_global, delta_r2, mae_oracle, mae_global
+            SELECT label, n_test, r2_oracle, r2_global, delta_r2, mae_oracle, mae_global,
+                   n_train, bin, bins, expert_kind AS expert, train_size AS size
             FROM moe_bins WHERE analysis_id = (
                 SELECT analysis_id FROM analyses WHERE kind = 'moe_oracle'
                 ORDER BY created DESC NULLS LAST LIMIT 1) ORDER BY bin""")
