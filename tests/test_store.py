@@ -18,7 +18,13 @@ from engine.errors import StoreError
 from engine.paths import store_path
 from engine.store import connect as C
 from engine.store.ingest import ingest_all, ingest_run
-from engine.store.read import connect_ro, find_finished_run, scaling_table
+from engine.store.connect import connect_ro
+from engine.store.reader import StoreReader, find_finished_run
+
+
+def scaling_table(ws, dataset=None):
+    with StoreReader(ws) as r:
+        return r.scaling_curve(dataset=dataset)
 
 TABLES = ("schema_meta", "datasets", "runs", "run_params", "metric_history", "run_metrics",
           "bin_metrics", "predictions", "analyses", "analysis_rows", "run_facts")

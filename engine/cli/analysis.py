@@ -42,7 +42,7 @@ def _record_and_show(ws: Path, result, views: list[tuple[str, str]], as_json: bo
     from engine.analysis.record import write_analysis
     from engine.jsonsafe import json_safe
     from engine.store.ingest_analysis import ingest_analysis
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     aid = ingest_analysis(ws, write_analysis(ws, result))
     frames = {}
@@ -65,7 +65,7 @@ def _explain_undefined_rho(ws: Path, aid: str) -> None:
     """Say why ρ is empty: the oracle's gain over the global model is not established, so
     there is no headroom for the gate to retain (engine.analysis.moe.rho)."""
     from engine.analysis.moe.rho import RHO_MIN_GAIN, NA_GAIN_CI, NA_NO_GAIN
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     rows = query_df(ws, "SELECT subset, r2_oracle, r2_global FROM moe_gates WHERE "
                     "analysis_id = ? AND section = 'overall' AND rho IS NULL", [aid])

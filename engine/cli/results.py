@@ -193,12 +193,17 @@ def runs_compare(
 @guard
 def query_cmd(
     sql: str = typer.Argument(..., help="One SQL statement (read-only). Views: see docs/sql.md."),
+    limit: int = typer.Option(100_000, "--limit", min=1, help="At most this many rows."),
     as_json: bool = JsonOpt, as_csv: bool = CsvOpt, workspace: Path = WorkspaceOpt,
 ) -> None:
-    """Run read-only SQL against the store (tables and views in docs/sql.md)."""
-    from engine.store.sql import run_query
+    """Run read-only SQL against the store (tables and views in docs/sql.md). Only
+    SELECT-like statements run: no writes, files, ATTACH, INSTALL/LOAD or SET."""
+    from engine.store.reader import user_query
 
-    _emit_frame(run_query(_ws(workspace), sql), as_json, as_csv)
+    df, cut = user_query(_ws(workspace), sql, limit)
+    _emit_frame(df, as_json, as_csv)
+    if cut:
+        typer.echo(f"(first {limit} rows; --limit raises it)", err=True)
 
 
 @app.command("report")

@@ -8,7 +8,8 @@ in it is read from the results store at generation time. The single exception is
 engine.report.research_reference and is labelled as the research's. A section whose data
 is not in the store yet says which command fills it.
 
-This module loads what the report needs (one short read-only connection) into a
+This module loads what the report needs (one `StoreReader`, the read API the CLI and
+the TUI use too) into a
 `ReportData`; the sections live in scaling_tables, moe_tables, sections and
 compare."""
 
@@ -24,7 +25,8 @@ import pandas as pd
 
 from engine.errors import StoreError
 from engine.paths import store_path
-from engine.store.connect import NO_RESULTS_HINT, connect_ro
+from engine.store.connect import NO_RESULTS_HINT
+from engine.store.reader import StoreReader
 
 ANALYSIS_VIEWS = ("moe_bins", "moe_overall", "moe_gates", "deleakage", "ceiling")
 KIND_VIEW = {"moe_oracle": "moe_bins", "moe_gate": "moe_gates", "deleakage": "deleakage",
@@ -38,11 +40,12 @@ class ReportData:
 
     workspace: Path
     dataset: str
-    points: pd.DataFrame        # best finished run per model × train size × noise level
+    points: pd.DataFrame        # the scaling curve: latest finished run per model × train
+    #                             size × noise level (StoreReader.scaling_curve, n_runs)
     noise: float | None         # the noise level most runs used (sections 1.2, 4, summary)
     info: pd.DataFrame          # test split / fingerprint of those runs
     bins: pd.DataFrame          # bin_table rows of those runs
-    params: pd.DataFrame        # run_params of those runs
+    params: pd.DataFrame        # run_params of those runs, `value` decoded (param_value)
     runs: pd.DataFrame          # runs rows of those runs (command, device, run_dir, ...)
     analyses: pd.DataFrame      # this dataset's analyses that have rows (params parsed)
     views: dict[str, pd.DataFrame] = field(default_factory=dict)  # ANALYSIS_VIEWS rows
@@ -113,77 +116,60 @@ def build_report(workspace: Path, dataset: str | None = None, *, compare: bool =
 
 def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
     """Read the store once (read-only) and keep the rows of `dataset`."""
-    with connect_ro(workspace) as con:
-        lb = con.execute("SELECT * FROM leaderboard").df()
-        analyses = con.execute(
+    with StoreReader(workspace) as r:
+        lb = r.execute("SELECT * FROM leaderboard").df()
+        analyses = r.execute(
             "SELECT analysis_id, kind, params, created FROM analyses WHERE analysis_id IN "
             "(SELECT analysis_id FROM analysis_rows)").df()
         analyses["params"] = analyses["params"].map(_params)
         analyses["dataset"] = analyses["params"].map(lambda p: p.get("dataset"))
         dataset = _choose_dataset(lb, analyses, dataset)
-        lb = lb[lb["dataset"] == dataset]
-        points = best_points(lb)
+        points = r.scaling_curve(dataset=dataset)
         ids = list(points["run_id"])
-        info = con.execute("SELECT DISTINCT test_split, dataset_fingerprint FROM runs "
-                           "WHERE run_id IN (SELECT unnest(?))", [ids]).df()
-        bins = con.execute("SELECT * FROM bin_table WHERE run_id IN (SELECT unnest(?))",
-                           [ids]).df()
-        params = con.execute("SELECT * FROM run_params WHERE run_id IN (SELECT unnest(?))",
-                             [ids]).df()
-        runs = con.execute("SELECT * EXCLUDE (spec, versions) FROM runs "
-                           "WHERE run_id IN (SELECT unnest(?))", [ids]).df()
+        info = r.execute("SELECT DISTINCT test_split, dataset_fingerprint FROM runs "
+                         "WHERE run_id IN (SELECT unnest(?))", [ids]).df()
+        bins = r.execute("SELECT * FROM bin_table WHERE run_id IN (SELECT unnest(?))",
+                         [ids]).df()
+        params = r.run_params(ids)
+        runs = r.execute("SELECT * EXCLUDE (spec, versions) FROM runs "
+                         "WHERE run_id IN (SELECT unnest(?))", [ids]).df()
         analyses = analyses[analyses["dataset"] == dataset].reset_index(drop=True)
         aids = list(analyses["analysis_id"])
-        have = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
-        views = {v: con.execute(f"SELECT * FROM {v} WHERE analysis_id IN "
-                                "(SELECT unnest(?))", [aids]).df()
-                 for v in ANALYSIS_VIEWS if v in have}
-        confusion = con.execute(
+        views = {v: r.execute(f"SELECT * FROM {v} WHERE analysis_id IN "
+                              "(SELECT unnest(?))", [aids]).df()
+                 for v in ANALYSIS_VIEWS if r.has(v)}
+        confusion = r.execute(
             "SELECT analysis_id, TRY_CAST(extra->>'true_bin' AS INTEGER) AS true_bin, "
             "TRY_CAST(extra->>'pred_bin' AS INTEGER) AS pred_bin, value AS count "
             "FROM analysis_rows WHERE analysis_id IN (SELECT unnest(?)) "
             "AND extra->>'section' = 'confusion' ORDER BY true_bin, pred_bin", [aids]).df()
-        n_train = con.execute("SELECT max(n_train) FROM datasets WHERE fingerprint IN "
-                              "(SELECT unnest(?))",
-                              [list(info["dataset_fingerprint"].dropna())]).fetchone()[0]
-        facts = _facts(con, ids)
+        n_train = r.execute("SELECT max(n_train) FROM datasets WHERE fingerprint IN "
+                            "(SELECT unnest(?))",
+                            [list(info["dataset_fingerprint"].dropna())]).fetchone()[0]
+        facts = _facts(r, ids)
         other = {}
-        for r in analyses[~analyses["kind"].isin(KNOWN_KINDS)].itertuples():
-            other[r.analysis_id] = con.execute(
+        for a in analyses[~analyses["kind"].isin(KNOWN_KINDS)].itertuples():
+            other[a.analysis_id] = r.execute(
                 "SELECT key, metric, value FROM analysis_rows WHERE analysis_id = ? "
-                "ORDER BY row_idx", [r.analysis_id]).df()
+                "ORDER BY row_idx", [a.analysis_id]).df()
     return ReportData(workspace=Path(workspace), dataset=dataset, points=points,
                       noise=_main_noise(points), info=info, bins=bins, params=params, runs=runs,
                       analyses=analyses, views=views, confusion=confusion,
                       other=other, n_train=n_train, facts=facts)
 
 
-def _facts(con, run_ids: list[str]) -> dict[str, dict[str, float]]:
+def _facts(reader: StoreReader, run_ids: list[str]) -> dict[str, dict[str, float]]:
     """{run_id: {key: num_value}} from run_facts (metrics.json `extra` as ingested:
     `train_seconds`, `model.n_params`, `model.alpha`, ...); empty for a store from before
     migration 003 (read-only readers do not migrate: the next `logg-engine ingest` does)."""
-    if not run_ids or not con.execute("SELECT count(*) FROM duckdb_tables() "
-                                      "WHERE table_name = 'run_facts'").fetchone()[0]:
+    if not run_ids or not reader.has("run_facts"):
         return {}
-    rows = con.execute("SELECT run_id, key, num_value FROM run_facts WHERE run_id IN "
+    rows = reader.execute("SELECT run_id, key, num_value FROM run_facts WHERE run_id IN "
                        "(SELECT unnest(?)) AND num_value IS NOT NULL", [run_ids]).fetchall()
     out: dict[str, dict[str, float]] = {}
     for run_id, key, value in rows:
         out.setdefault(run_id, {})[key] = value
     return out
-
-
-def best_points(lb: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, train size, noise level): the finished run with the best test
-    R² (ties: the newest), with `n_runs` = how many finished runs that point has."""
-    if lb.empty:
-        return lb.assign(n_runs=pd.Series(dtype="int64"))
-    keys = ["model", "train_size", "noise_level"]
-    lb = lb.assign(_r2=lb["r2"].fillna(float("-inf")))
-    counts = lb.groupby(keys)["run_id"].transform("count")
-    lb = lb.assign(n_runs=counts).sort_values(["_r2", "ended", "run_id"], na_position="first")
-    best = lb.groupby(keys, sort=False).tail(1).drop(columns="_r2")
-    return best.sort_values(["noise_level", "model", "train_size"]).reset_index(drop=True)
 
 
 def _choose_dataset(lb: pd.DataFrame, analyses: pd.DataFrame, dataset: str | None) -> str:
