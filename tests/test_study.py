@@ -119,3 +119,40 @@ def test_a_study_killed_mid_step_continues_and_never_repeats_a_finished_run(tmp_
     assert again.stdout.count(": skipped") >= 2
     _, _, runs = _counts(ws)
     assert all(c == 1 for _, _, c in runs), runs
+
+
+def test_study_progress_is_the_run_fold_and_shows_in_the_tui_jobs_screen(tmp_path):
+    """A real (trivial) study's events.jsonl, folded like a run's: finished, steps done,
+    and the same line on logg-tui's Jobs screen."""
+    import asyncio
+
+    from textual.widgets import Static
+
+    from engine.study.plan import Step
+    from engine.study.runner import run_study
+    from engine.study.state import study_line, study_states
+    from logg_tui.app import LoggApp
+
+    ws = tmp_path / "ws"
+    steps = [Step("a", "first", ("query", "--help"), 1.0),
+             Step("b", "second", ("query", "--help"), 1.0),
+             Step("c", "on a GPU", ("query", "--help"), 1.0, skip_reason=GPU_ONLY)]
+    out = run_study(steps, workspace=ws, folder=ws / "studies" / "mini")
+    assert [o.status for o in out] == ["finished", "finished", "listed"]
+    (name, st), = study_states(ws)
+    assert (name, st.status, st.done, st.total) == ("mini", "finished", 3, 3)
+    line = study_line(name, st)
+    assert line.startswith("study mini: finished · 3/3 steps")
+
+    async def look() -> str:
+        app = LoggApp(ws)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("5")
+            for _ in range(50):
+                await pilot.pause(0.1)
+                text = str(app.screen.query_one("#studies", Static).render())
+                if "study mini" in text:
+                    return text
+        return text
+
+    assert asyncio.run(look()).startswith("study mini: finished · 3/3 steps")
