@@ -76,6 +76,32 @@ def _counts(ws: Path) -> tuple[int, int, list]:
     return sum(r[2] for r in runs), n_an, runs
 
 
+def test_a_study_of_real_steps_resumes_and_a_second_one_adds_nothing(tmp_path):
+    """Real logg-engine steps (tiny data, ridge, de-leakage) through run_study: a step
+    that failed is rerun by the next study, finished ones never; runs are not repeated."""
+    from engine.study.plan import Step
+    from engine.study.runner import run_study
+
+    ws = tmp_path / "ws"
+    folder = ws / "studies" / "mini"
+    ds = ("--dataset", "tiny")
+    steps = [Step("data", "data", ("data", "generate", "--preset", "tiny", "--name", "tiny",
+                                   "--no-crlb", "--compile", "off"), 30),
+             Step("ridge", "ridge", ("scaling", *ds, "--models", "ridge", "--sizes", "500"), 9),
+             Step("bad", "bad", ("scaling", *ds, "--models", "ridge", "--sizes", "5M"), 1)]
+    out = run_study(steps, workspace=ws, folder=folder, keep_going=True)
+    assert [o.status for o in out] == ["finished", "finished", "failed"]
+    assert "5M" in (folder / "steps" / "bad.log").read_text()  # the command's own error
+    fixed = steps[:2] + [Step("leak", "leak", ("deleakage", "--size", "500", *ds), 9)]
+    again = run_study(fixed, workspace=ws, folder=folder)
+    assert [o.status for o in again] == ["skipped", "skipped", "finished"]
+    n_runs, n_an, runs = _counts(ws)
+    assert runs == [("ridge", 500, 1)] and n_an == 1
+    assert [o.status for o in run_study(fixed, workspace=ws, folder=folder)] == ["skipped"] * 3
+    assert _counts(ws)[:2] == (n_runs, n_an)
+
+
+@pytest.mark.slow
 def test_tiny_study_runs_every_step_then_a_second_study_adds_nothing(tmp_path):
     ws = tmp_path / "ws"
     first = _study(ws)
@@ -89,7 +115,7 @@ def test_tiny_study_runs_every_step_then_a_second_study_adds_nothing(tmp_path):
     assert [(m, n, c) for m, n, c in runs] == [("lgbm", 500, 1), ("lgbm", 1000, 1),
                                                ("ridge", 500, 1), ("ridge", 1000, 1),
                                                ("vit", 500, 1)]
-    assert n_an == 5  # 2 oracles, 1 gate, de-leakage, ceiling
+    assert n_an == 4  # 2 oracles, 1 gate, de-leakage (tiny has no CRLBs: no ceiling)
     second = _study(ws)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "running" not in second.stdout
@@ -99,6 +125,26 @@ def test_tiny_study_runs_every_step_then_a_second_study_adds_nothing(tmp_path):
     events = [json.loads(line) for line in
               (ws / "studies" / "tiny" / "events.jsonl").read_text().splitlines()]
     assert [e["status"] for e in events if e["event"] == "end"] == ["finished", "finished"]
+    _check_results_page(ws, tmp_path / "docs" / "results.md")
+
+
+def _check_results_page(ws: Path, out: Path) -> None:
+    """`export results` writes the page and its figures from the store: the R² printed
+    for ridge at 1000 is the store's, and the images are real PNGs."""
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "export", "results", "--out",
+                           str(out), "--workspace", str(ws)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    con = duckdb.connect(str(ws / "results.duckdb"), read_only=True)
+    try:
+        r2 = con.execute("SELECT o.r2 FROM runs r JOIN run_overall o USING (run_id) WHERE "
+                         "o.subset = 'all' AND r.model = 'ridge' AND r.train_size = 1000 "
+                         "AND r.status = 'finished'").fetchone()[0]
+    finally:
+        con.close()
+    page = out.read_text()
+    assert f"{r2:.3f}" in page and "generator version" in page and "\x1b[" not in page
+    for name in ("scaling.png", "r2_vs_snr.png"):  # R² vs SNR without a ceiling here
+        assert (out.parent / "results" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow

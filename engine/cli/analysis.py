@@ -264,3 +264,17 @@ def export_research_cmd(out: Path = typer.Argument(..., help="Folder to write re
         return
     for rel, state in done.items():
         typer.echo(f"{state:8s} {Path(out) / rel}")
+
+
+@export_app.command("results")
+@guard
+def export_results_cmd(out: Path = typer.Option(Path("docs/results.md"), "--out",
+                                                help="The markdown page to write."),
+                       dataset: str = typer.Option(None, "--dataset", help="Dataset name "
+                                                   "(default: the one with most runs)."),
+                       workspace: Path = WorkspaceOpt) -> None:
+    """Write docs/results.md (tables, R²-vs-size and R²-vs-SNR figures) from the store."""
+    from engine.report.results_page import write_results_page
+
+    for path in write_results_page(_ws(workspace), out, dataset):
+        typer.echo(f"written  {path}")
