@@ -29,6 +29,7 @@ from engine.io.pfsspec import DEFAULT_CHUNK_ROWS, SpectrumFile
 from engine.io.validate import PARAMS_KEY
 
 MANIFEST = "dataset.json"
+BUILDING = ".building.json"  # written by the generator while a build is unfinished
 SHARD_FILE = "dataset.h5"
 DEFAULT_FROZEN_SEED = 42  # the research froze val/test noise with seed 42
 _BUILD = "build one with `logg-engine data generate --preset default`"
@@ -51,6 +52,22 @@ def parse_size(text: str | int) -> int:
     return int(value)
 
 
+def write_json_atomic(path: str | Path, doc: dict[str, Any]) -> Path:
+    """Write JSON whole or not at all (temporary name, fsync, rename); on failure the
+    temporary file is removed and the old file, if any, is left as it was."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(doc, indent=2) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def write_manifest(root: str | Path, *, name: str, preset: str | None, seed: int | None,
                    noise_level: float, shards: dict[str, int],
                    extra: dict[str, Any] | None = None) -> Path:
@@ -58,11 +75,7 @@ def write_manifest(root: str | Path, *, name: str, preset: str | None, seed: int
     root = Path(root)
     doc = {"name": name, "preset": preset, "seed": seed, "noise_level": float(noise_level),
            "shards": {k: int(v) for k, v in shards.items()}, **(extra or {})}
-    path = root / MANIFEST
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(root / MANIFEST, doc)
 
 
 def _trailing_index(name: str) -> int:
@@ -84,6 +97,11 @@ class Dataset:
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise DataError("dataset folder not found", path=self.root, hint=_BUILD)
+        if (self.root / BUILDING).exists():
+            raise DataError("this dataset's build has not finished (an interrupted or failed "
+                            "`logg-engine data generate`)", path=self.root, key=BUILDING,
+                            hint="rerun the same `logg-engine data generate` command to "
+                                 "finish it (finished shards are verified and kept)")
         self.manifest: dict[str, Any] = self._read_manifest()
         self.name: str = str(self.manifest.get("name") or self.root.name)
         self.noise_level: float = float(self.manifest.get("noise_level", 1.0))
