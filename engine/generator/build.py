@@ -192,18 +192,20 @@ class Builder:
         from engine.errors import DataError
         from engine.generator import grids
         from engine.io.diskspace import MANIFEST_BYTES, fmt_bytes, free_bytes, shard_bytes
-        from engine.io.shard_writer import partial_path
+        from engine.io.shard_writer import partial_path, partial_rows
         n_pix = grids.wave().size
         total = sum(shard_bytes(s.rows, n_pix, len(self._arrays(s))) for s in todo)
-        held = sum(partial_path(self.root / s.name / "dataset.h5").stat().st_size
-                   for s in todo if partial_path(self.root / s.name / "dataset.h5").exists())
+        parts = [partial_path(self.root / s.name / "dataset.h5") for s in todo]
+        held = sum(p.stat().st_size for p in parts if p.exists())
+        resumed = sum(min(partial_rows(p.with_name("dataset.h5")), s.rows)
+                      for p, s in zip(parts, todo) if p.exists())
         need = max(0, total - held) + MANIFEST_BYTES
         free = free_bytes(self.root) - self.cfg.keep_free
-        rows = sum(s.rows for s in todo)
+        rows = sum(s.rows for s in todo) - resumed
         emit(callbacks, "log", message=f"will write {rows} spectra, ~{fmt_bytes(need)} to "
              f"{self.root} ({fmt_bytes(max(free, 0))} free"
              + (f" after keeping {fmt_bytes(self.cfg.keep_free)}" if self.cfg.keep_free else "")
-             + ")")
+             + ")" + (f"; {resumed} rows already in partial shards" if resumed else ""))
         if need > free:
             raise DataError(f"not enough disk space: the build needs ~{fmt_bytes(need)} "
                             f"({need} bytes) but {fmt_bytes(max(free, 0))} ({max(free, 0)} "
@@ -239,7 +241,11 @@ class Builder:
         except Exception as exc:
             if is_disk_full(exc):
                 discard_partial(path)
-                raise disk_full_error(path.parent, what=f"writing shard {spec.name}") from None
+                from engine.generator import grids
+                from engine.io.diskspace import shard_bytes
+                need = shard_bytes(spec.rows, grids.wave().size, len(self._arrays(spec)))
+                raise disk_full_error(path.parent, needed=need,
+                                      what=f"writing shard {spec.name}") from None
             raise
 
     def _shard_key(self, spec: ShardSpec) -> str:

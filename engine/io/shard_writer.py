@@ -47,6 +47,14 @@ def progress_path(path: Path) -> Path:
     return path.with_name(path.name + PROGRESS)
 
 
+def partial_rows(path: Path) -> int:
+    """Rows a partial shard holds by its last checkpoint (0 when there is none)."""
+    try:
+        return int(json.loads(progress_path(path).read_text())["rows"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def discard_partial(path: Path) -> None:
     """Remove a shard's temporary files (its final file is left alone)."""
     for p in (partial_path(path), progress_path(path)):
