@@ -182,6 +182,8 @@ class Builder:
                  f"({exc.message})")
             path.unlink()
             return False
+        from engine.io.shard_writer import discard_partial
+        discard_partial(path)  # a kill between rename and cleanup leaves a stale progress file
         how = "verified" if info["checksummed"] else "checked, no checksum (older build)"
         emit(callbacks, "log", message=f"skip {spec.name} (already built, {how})")
         return True
