@@ -38,7 +38,7 @@ def _logs(store):
 def _leftovers(root: Path) -> list[str]:
     """Temporary or half-written files under a dataset folder."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.is_file() and (p.name.endswith((".partial", ".tmp", ".progress.json"))))
+                  if p.is_file() and (p.name.endswith((".partial", ".tmp", ".progress.json", ".npz"))))
 
 
 @pytest.fixture
@@ -224,4 +224,54 @@ def test_kill9_mid_shard_resumes_from_checkpoint(tmp_path):
             np.testing.assert_array_equal(a.split(split).params["snr"],
                                           b.split(split).params["snr"])
         assert a.fingerprint() == b.fingerprint()
+    assert _leftovers(out) == []
+
+
+_CRLB_SCRIPT = """
+import sys
+import engine.generator.build as B
+from engine.generator.presets import Preset, ShardSpec
+B.CRLB_CHECKPOINT_ROWS = 16
+P = Preset("c", (ShardSpec("test_48_0", 48, crlb=True),))
+log = lambda ev, **f: print(f["message"], flush=True) if ev == "log" else None
+B.build_dataset(P, out=sys.argv[1], seed=7, compile="off", batch=16, callbacks=[log])
+"""
+
+
+@pytest.mark.slow
+def test_kill9_in_crlb_pass_resumes_the_pass(tmp_path):
+    """The CRLB pass (an hour for test_10k at 2.7/s) is checkpointed too: a SIGKILL in it
+    keeps the rows and the CRLBs done so far, and the rerun's columns equal a fresh build's."""
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", _CRLB_SCRIPT, str(out)], env=env, cwd=REPO)
+    side = out / "test_48_0" / "dataset.h5.side.npz"
+    deadline = time.time() + 400
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with np.load(side) as z:
+                done = int(z["done"])
+        except (OSError, ValueError, KeyError):
+            done = 0
+        if done >= 16:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.2)
+    proc.wait()
+    assert done >= 16 and proc.returncode == -signal.SIGKILL
+    assert not (out / "test_48_0" / "dataset.h5").exists()
+    again = subprocess.run([sys.executable, "-c", _CRLB_SCRIPT, str(out)], env=env, cwd=REPO,
+                           check=True, capture_output=True, text=True).stdout
+    assert "resume test_48_0 at row 48 of 48" in again          # no row is synthesised again
+    line = next(ln for ln in again.splitlines() if ln.startswith("resume test_48_0 crlb"))
+    assert int(line.split()[5]) >= 16                           # nor a checkpointed CRLB
+    fresh = tmp_path / "fresh"
+    subprocess.run([sys.executable, "-c", _CRLB_SCRIPT, str(fresh)], env=env, cwd=REPO,
+                   check=True)
+    with Dataset(out) as a, Dataset(fresh) as b:
+        pa, pb = a.split("test").params, b.split("test").params
+        np.testing.assert_array_equal(pa["crlb_log_g"], pb["crlb_log_g"])
+        np.testing.assert_array_equal(pa["crlb_schur"], pb["crlb_schur"])
+        np.testing.assert_array_equal(a.split("test").read("flux"), b.split("test").read("flux"))
     assert _leftovers(out) == []

@@ -34,6 +34,7 @@ from engine.io.dataset import BUILDING
 GENERATOR_VERSION = "1.0"
 NOISE_LEVEL = 1.0
 FROZEN_NOISE_SEED = 42      # the research froze test noise with seed 42 (engine.io default)
+CRLB_CHECKPOINT_ROWS = 64   # ~25 s of CRLB at 2.7/s: the CRLB pass's resume unit
 
 
 @dataclass(frozen=True)
@@ -296,7 +297,10 @@ class Builder:
                     w.checkpoint(e)
                     since = 0
                 _tick(callbacks, state, e - s, spec.name)
-            crlb_cols = self._crlb(theta, errors, spec, callbacks, state) if with_crlb else None
+            if with_crlb and first < n:
+                w.checkpoint(n)  # the rows are durable before the (long) CRLB pass starts
+            crlb_cols = self._crlb(theta, errors, spec, callbacks, state, w) if with_crlb \
+                else None
             w.finish(_params_table(theta, interp, obs, snr, crlb_cols, self.cfg.noise))
         finally:
             w.close()
@@ -312,15 +316,26 @@ class Builder:
             if errors is not None:
                 errors[s:e] = err
 
-    def _crlb(self, theta, errors, spec, callbacks, state):
+    def _crlb(self, theta, errors, spec, callbacks, state, w):
+        """CRLB columns in chunks of 16, checkpointed every `crlb_checkpoint` rows through
+        the shard writer, so a resumed build continues the pass where it stopped."""
         from engine.generator.fisher import crlb
-        out = np.empty((2, len(theta)))
-        chunk = 16
-        for s in range(0, len(theta), chunk):
+        n, chunk = len(theta), 16
+        saved = w.load_side((2, n))
+        out, first = saved if saved is not None else (np.empty((2, n)), 0)
+        if first:
+            emit(callbacks, "log", message=f"resume {spec.name} crlb at row {first} of {n}")
+            state["total"] -= first
+        since = 0
+        for s in range(first, n, chunk):
             r = crlb(theta[s:s + chunk], errors[s:s + chunk], noise_level=NOISE_LEVEL)
             out[0, s:s + chunk] = r.crlb_log_g
             out[1, s:s + chunk] = r.schur
-            _tick(callbacks, state, min(chunk, len(theta) - s), f"{spec.name} crlb")
+            since += min(chunk, n - s)
+            if since >= CRLB_CHECKPOINT_ROWS and s + chunk < n:
+                w.save_side(out, s + chunk)
+                since = 0
+            _tick(callbacks, state, min(chunk, n - s), f"{spec.name} crlb")
         return out
 
 

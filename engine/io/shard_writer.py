@@ -37,6 +37,7 @@ from engine.io.validate import PARAMS_KEY, array_key
 
 PARTIAL = ".partial"
 PROGRESS = ".progress.json"
+SIDE = ".side.npz"   # per-row results computed after the rows (the CRLB pass), checkpointed
 
 
 def partial_path(path: Path) -> Path:
@@ -45,6 +46,10 @@ def partial_path(path: Path) -> Path:
 
 def progress_path(path: Path) -> Path:
     return path.with_name(path.name + PROGRESS)
+
+
+def side_path(path: Path) -> Path:
+    return path.with_name(path.name + SIDE)
 
 
 def partial_rows(path: Path) -> int:
@@ -57,7 +62,7 @@ def partial_rows(path: Path) -> int:
 
 def discard_partial(path: Path) -> None:
     """Remove a shard's temporary files (its final file is left alone)."""
-    for p in (partial_path(path), progress_path(path)):
+    for p in (partial_path(path), progress_path(path), side_path(path)):
         p.unlink(missing_ok=True)
 
 
@@ -161,6 +166,25 @@ class ShardWriter:
         tmp.write_text(json.dumps({"key": self.key, "rows": int(rows)}))
         os.replace(tmp, self.progress)
 
+    # -- a second pass over the rows (CRLB) ---------------------------------------------
+    def save_side(self, values: np.ndarray, done: int) -> None:
+        """Checkpoint a per-row result computed after the rows (columns [0, done) of
+        `values` are final): the CRLB pass of a 10k test shard takes an hour at 2.7/s."""
+        side = side_path(self.path)
+        tmp = side.with_name(side.name + ".tmp.npz")
+        np.savez(tmp, values=values, done=np.int64(done), key=np.array(self.key))
+        os.replace(tmp, side)
+
+    def load_side(self, shape: tuple[int, ...]) -> tuple[np.ndarray, int] | None:
+        """(values, done) from this build's side checkpoint, else None."""
+        try:
+            with np.load(side_path(self.path)) as z:
+                if str(z["key"]) != self.key or z["values"].shape != tuple(shape):
+                    return None
+                return z["values"].copy(), int(z["done"])
+        except (OSError, ValueError, KeyError):
+            return None
+
     # -- finish ------------------------------------------------------------------------
     def finish(self, params: pd.DataFrame | None) -> None:
         """Params table, completeness record, fsync, verify, rename into place."""
@@ -177,6 +201,7 @@ class ShardWriter:
         os.replace(self.partial, self.path)
         _fsync(self.path.parent)
         self.progress.unlink(missing_ok=True)
+        side_path(self.path).unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._h5 is not None:
