@@ -210,7 +210,9 @@ def query_cmd(
 @guard
 def report_cmd(
     dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the one with "
-                                "the most finished runs)."),
+                                "the most finished runs), or NAME@FINGERPRINT to pick one "
+                                "build when several share the name (e.g. two generator "
+                                "versions); otherwise the build with the most runs."),
     out: Path = typer.Option(None, "--out", help="Write the markdown here instead of stdout."),
     compare: bool = typer.Option(True, "--compare/--no-compare", help="Add the table of our "
                                  "numbers beside the research's reference values (labelled)."),

@@ -52,6 +52,10 @@ class ReportData:
     confusion: pd.DataFrame = field(default_factory=pd.DataFrame)  # gate confusion rows
     other: dict[str, pd.DataFrame] = field(default_factory=dict)   # analyses of other kinds
     n_train: float | None = None  # training rows of the dataset (datasets table), if known
+    fingerprint: str | None = None        # the one build of `dataset` this report is about
+    generator_version: str | None = None  # that build's generator version (None: unknown)
+    other_builds: list[tuple[str, str | None, int]] = field(default_factory=list)
+    # (fingerprint, generator version, finished runs) of other builds with the same name
     facts: dict[str, dict[str, float]] = field(default_factory=dict)  # run_facts (numeric)
 
     def pick(self, kind: str, **match: Any) -> str | None:
@@ -95,6 +99,9 @@ def build_report(workspace: Path, dataset: str | None = None, *, compare: bool =
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     splits = ", ".join(map(str, d.info["test_split"].dropna().unique())) or "—"
     fps = ", ".join(map(str, d.info["dataset_fingerprint"].dropna().unique())) or "—"
+    gen = d.generator_version or "unknown"
+    others = "; ".join(f"`{d.dataset}@{fp}` (generator {gv or 'unknown'}, {n} runs)"
+                       for fp, gv, n in d.other_builds)
     out = [f"# log g results summary — dataset `{d.dataset}`", "",
            f"> Generated {now} from the results store `{store_path(d.workspace)}`: every "
            "number below is read from it"
@@ -102,7 +109,12 @@ def build_report(workspace: Path, dataset: str | None = None, *, compare: bool =
               if compare else "."), ">",
            f"> Test split(s): {splits}; dataset fingerprint(s): {fps}; "
            f"runs: {len(d.points)} (model × size × noise points); "
-           f"analyses: {len(d.analyses)}.", "", "---", ""]
+           f"analyses: {len(d.analyses)}.", ">",
+           f"> Dataset build: fingerprint {d.fingerprint or '—'}, generator version {gen}; "
+           "only runs and analyses on this build are shown"
+           + (f". Other builds named `{d.dataset}` (left out; pick one with "
+              f"`--dataset NAME@FINGERPRINT`): {others}." if others else "."),
+           "", "---", ""]
     for part in (S.scaling_section, M.moe_section, X.deleakage_section, X.ceiling_section,
                  X.configurations_section, X.files_section):
         out += part(d) + ["---", ""]
@@ -117,14 +129,16 @@ def build_report(workspace: Path, dataset: str | None = None, *, compare: bool =
 def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
     """Read the store once (read-only) and keep the rows of `dataset`."""
     with StoreReader(workspace) as r:
-        lb = r.execute("SELECT * FROM leaderboard").df()
+        lb = _with_build(r, r.execute("SELECT * FROM leaderboard").df())
         analyses = r.execute(
             "SELECT analysis_id, kind, params, created FROM analyses WHERE analysis_id IN "
             "(SELECT analysis_id FROM analysis_rows)").df()
         analyses["params"] = analyses["params"].map(_params)
         analyses["dataset"] = analyses["params"].map(lambda p: p.get("dataset"))
+        dataset, fp = _split_build(dataset)
         dataset = _choose_dataset(lb, analyses, dataset)
-        points = r.scaling_curve(dataset=dataset)
+        fp, gen, others = _choose_build(lb, analyses, dataset, fp)
+        points = r.scaling_curve(dataset=dataset, fingerprint=fp)
         ids = list(points["run_id"])
         info = r.execute("SELECT DISTINCT test_split, dataset_fingerprint FROM runs "
                          "WHERE run_id IN (SELECT unnest(?))", [ids]).df()
@@ -133,7 +147,9 @@ def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
         params = r.run_params(ids)
         runs = r.execute("SELECT * EXCLUDE (spec, versions) FROM runs "
                          "WHERE run_id IN (SELECT unnest(?))", [ids]).df()
-        analyses = analyses[analyses["dataset"] == dataset].reset_index(drop=True)
+        analyses = analyses[(analyses["dataset"] == dataset)
+                            & analyses["params"].map(lambda p: _same_build(p, fp))
+                            ].reset_index(drop=True)
         aids = list(analyses["analysis_id"])
         views = {v: r.execute(f"SELECT * FROM {v} WHERE analysis_id IN "
                               "(SELECT unnest(?))", [aids]).df()
@@ -155,7 +171,67 @@ def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
     return ReportData(workspace=Path(workspace), dataset=dataset, points=points,
                       noise=_main_noise(points), info=info, bins=bins, params=params, runs=runs,
                       analyses=analyses, views=views, confusion=confusion,
-                      other=other, n_train=n_train, facts=facts)
+                      other=other, n_train=n_train, facts=facts, fingerprint=fp,
+                      generator_version=gen, other_builds=others)
+
+
+def _with_build(reader, lb: pd.DataFrame) -> pd.DataFrame:
+    """leaderboard rows with dataset_fingerprint / generator_version, also from a store
+    not yet migrated to 004 (read-only readers do not migrate)."""
+    if "dataset_fingerprint" in lb.columns:
+        return lb
+    fp = reader.df("SELECT run_id, dataset_fingerprint FROM runs")
+    return lb.merge(fp, on="run_id", how="left").assign(generator_version=None)
+
+
+def _split_build(dataset: str | None) -> tuple[str | None, str | None]:
+    """'name@fingerprint' → (name, fingerprint prefix); 'name' → (name, None)."""
+    if dataset is None or "@" not in dataset:
+        return dataset, None
+    name, fp = dataset.rsplit("@", 1)
+    return name, fp or None
+
+
+def _choose_build(lb: pd.DataFrame, analyses: pd.DataFrame, dataset: str, want: str | None
+                  ) -> tuple[str | None, str | None, list[tuple[str, str | None, int]]]:
+    """The one build (fingerprint) of `dataset` the report shows: `want` (a fingerprint
+    prefix) if given, else the build with the most finished runs (ties: the newest run).
+    Returns (fingerprint, generator version, the other builds). Runs on different builds
+    (other generator versions) are never mixed (issue 11 item 6)."""
+    rows = lb[lb["dataset"] == dataset]
+    builds = rows.groupby("dataset_fingerprint", dropna=True).agg(
+        n=("run_id", "count"), ended=("ended", "max"),
+        gen=("generator_version", "first")).reset_index()
+    if builds.empty:  # analyses only: their params name the build
+        fps = [p.get("dataset_fingerprint") for p in
+               analyses.loc[analyses["dataset"] == dataset, "params"]]
+        builds = pd.DataFrame({"dataset_fingerprint": [f for f in dict.fromkeys(fps) if f],
+                               "n": 0, "ended": pd.NaT, "gen": None})
+    if want is not None:
+        hit = builds[builds["dataset_fingerprint"].astype(str).str.startswith(want)]
+        if len(hit) != 1:
+            have = ", ".join(builds["dataset_fingerprint"].astype(str)) or "none"
+            raise StoreError(f"dataset '{dataset}' has {len(hit)} builds matching "
+                             f"fingerprint '{want}'", key="dataset",
+                             hint=f"builds of '{dataset}': {have}")
+        builds = pd.concat([hit, builds.drop(hit.index)])
+    elif not builds.empty:
+        builds = builds.sort_values(["n", "ended", "dataset_fingerprint"],
+                                    ascending=False, na_position="last")
+    if builds.empty:
+        return None, None, []
+    top = builds.iloc[0]
+    others = [(str(r.dataset_fingerprint), None if pd.isna(r.gen) else str(r.gen), int(r.n))
+              for r in builds.iloc[1:].itertuples()]
+    return (str(top["dataset_fingerprint"]), None if pd.isna(top["gen"]) else str(top["gen"]),
+            others)
+
+
+def _same_build(params: dict[str, Any], fp: str | None) -> bool:
+    """An analysis belongs to the chosen build when it names that fingerprint (analyses
+    from before fingerprints were recorded name none and are kept)."""
+    have = params.get("dataset_fingerprint")
+    return fp is None or have is None or str(have) == fp
 
 
 def _facts(reader: StoreReader, run_ids: list[str]) -> dict[str, dict[str, float]]:

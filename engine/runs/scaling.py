@@ -59,7 +59,8 @@ def plan_grid(models: Sequence[str], sizes: Sequence[str | int], *, workspace: P
 
 
 def dataset_info(path: str | Path) -> dict[str, Any]:
-    """{name, path, fingerprint, splits} of a dataset folder, for run.json."""
+    """{name, path, fingerprint, splits, shards, generator_version, preset, seed} of a
+    dataset folder, for run.json."""
     from engine.io.dataset import Dataset
 
     with Dataset(path) as ds:
@@ -70,7 +71,8 @@ def dataset_info(path: str | Path) -> dict[str, Any]:
             except Exception:  # noqa: BLE001 - a dataset without that role
                 splits[role] = None
         return {"name": ds.name, "path": str(ds.root), "fingerprint": ds.fingerprint(),
-                "splits": splits, "shards": {s: ds.rows(s) for s in ds.shards}}
+                "splits": splits, "shards": {s: ds.rows(s) for s in ds.shards},
+                **ds.identity()}
 
 
 def run_grid(points: Sequence[GridPoint], *, workspace: Path,

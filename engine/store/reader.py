@@ -53,10 +53,12 @@ READ_ONLY_HINT = ("only SELECT-like statements run here (SELECT, FROM, WITH, DES
 _SCALING_SQL = """
 SELECT r.model, r.dataset_name AS dataset, r.noise_level, r.train_size, r.preset, r.seed,
        r.test_split, o.r2, o.r2_lo, o.r2_hi, o.mae, o.mae_lo, o.mae_hi, o.rmse, o.bias, o.n,
-       r.duration_s, r.run_id, r.config_hash, r.ended, count(*) OVER p AS n_runs
+       r.duration_s, r.run_id, r.config_hash, r.ended, r.dataset_fingerprint,
+       count(*) OVER p AS n_runs
 FROM runs r JOIN run_overall o ON o.run_id = r.run_id AND o.subset = 'all'
 WHERE r.status = 'finished' {where}
-WINDOW p AS (PARTITION BY r.model, r.dataset_name, r.noise_level, r.train_size)
+WINDOW p AS (PARTITION BY r.model, r.dataset_name, r.dataset_fingerprint, r.noise_level,
+             r.train_size)
 QUALIFY row_number() OVER (p ORDER BY r.ended DESC NULLS LAST, r.run_id DESC) = 1
 ORDER BY model, dataset, noise_level, train_size"""
 
@@ -173,15 +175,20 @@ class StoreReader:
 
     # ------------------------------------------------------------ shared reads
 
-    def scaling_curve(self, *, dataset: str | None = None,
+    def scaling_curve(self, *, dataset: str | None = None, fingerprint: str | None = None,
                       run_ids: list[str] | None = None) -> pd.DataFrame:
         """The scaling curve: per (model, dataset, noise level, train size) the latest
         finished run (as the `scaling_curve` view), with its R²/MAE CIs and `n_runs`, the
-        finished runs at that point. `run_ids` restricts the candidates (a grid's runs)."""
+        finished runs at that point. `run_ids` restricts the candidates (a grid's runs);
+        `fingerprint` one build of the dataset (builds by other generator versions are
+        separate points, never mixed)."""
         where, params = "", []
         if dataset is not None:
             where += " AND r.dataset_name = ?"
             params.append(dataset)
+        if fingerprint is not None:
+            where += " AND r.dataset_fingerprint = ?"
+            params.append(fingerprint)
         if run_ids is not None:
             where += " AND list_contains(?, r.run_id)"
             params.append(list(run_ids))
