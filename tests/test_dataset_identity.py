@@ -17,7 +17,7 @@ from engine.io.dataset import Dataset
 from engine.paths import store_path
 from engine.runs.scaling import dataset_info
 from engine.store.ingest import ingest_all
-from engine.store.report import build_report
+from engine.report.document import build_report
 
 MICRO = Preset("micro", (ShardSpec("train_8_0", 8), ShardSpec("test_4_0", 4)))
 
