@@ -1,5 +1,7 @@
 """The run folder `<ws>/runs/<run_id>/`: run.json, the append-only events.jsonl (with a
-heartbeat thread), atomic JSON writes.
+heartbeat thread). Its writers (engine.events.EventLog, engine.atomic.write_json_atomic)
+live in the base layer, because the data-parallel trainers' workers (engine.models) write
+the same files.
 
 Why files and not the store: DuckDB allows one writer; a training process only ever writes
 its own folder, and `ingest` copies it into the store afterwards (ARCHITECTURE.md §2)."""
@@ -7,14 +9,14 @@ its own folder, and `ingest` copies it into the store afterwards (ARCHITECTURE.m
 from __future__ import annotations
 
 import json
-import math
-import os
 import secrets
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import write_json_atomic
+from engine.events import EventLog
 from engine.paths import runs_dir
 
 HEARTBEAT_S = 5.0
@@ -23,14 +25,6 @@ HEARTBEAT_S = 5.0
 def new_run_id(model: str) -> str:
     """`<model>-<YYYYmmdd-HHMMSS>-<4 hex>` (UTC)."""
     return f"{model}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary name in the same folder, then rename over `path`."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_plain(data), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
@@ -69,22 +63,6 @@ def create_run_folder(workspace: Path, spec: Any, *, dataset: dict[str, Any],
     return run_dir
 
 
-class EventLog:
-    """An engine callback appending one JSON line per event (thread-safe, flushed per
-    line so a reader tailing the file, or a crash, sees whole lines)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-
-    def __call__(self, event: str, /, **fields: Any) -> None:
-        line = json.dumps({"t": time.time(), "event": event, **_plain(fields)},
-                          allow_nan=False, default=str)
-        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-            fh.flush()
-
-
 class Heartbeat:
     """A daemon thread writing `heartbeat` (with current RSS) every `interval` seconds:
     ingest calls a run `lost` when both its process and its heartbeat are gone."""
@@ -121,18 +99,3 @@ def current_rss_mb() -> float | None:
         return psutil.Process().memory_info().rss / 2 ** 20
     except Exception:  # psutil missing or the process table unreadable
         return None
-
-
-def _plain(x: Any) -> Any:
-    """JSON-safe copy: numpy scalars/arrays → Python, NaN/inf → None, tuples → lists."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):
-        return _plain(x.tolist())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, Path):
-        return str(x)
-    return x
