@@ -74,9 +74,14 @@ class ModelAdapter(Protocol):
     copies, workers) are not hyper-parameters and come in the TrainContext."""
 
     name: str                          # "ridge" | "lgbm" | "vit" | "template-fit"
-    presets: Mapping[str, Mapping[str, Any]]
     distributed: bool                  # trains data-parallel when TrainContext.workers > 1
     augments: bool                     # honours TrainContext.augment_copies > 1
+
+    @property
+    def presets(self) -> Mapping[str, Mapping[str, Any]]:
+        """Preset name → hyper-parameters; the first is the default (read-only here, so
+        an adapter may hold a plain dict)."""
+        ...
 
     def build(self, params: Mapping[str, Any]) -> Any:
         """An unfitted sklearn-style estimator from resolved hyper-parameters."""

@@ -14,9 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import DataError, SpecError
+
+if TYPE_CHECKING:
+    from engine.io.dataset import Dataset
 
 EXECUTORS = ("local", "ray")  # ray: engine.runs.ray.executor (a teammate's)
 DEFAULT_DATASET = "default"
@@ -224,7 +227,7 @@ def _show(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def _open_dataset(name: str, workspace: str | Path):
+def _open_dataset(name: str, workspace: str | Path) -> Dataset:
     """resolve_dataset, with its DataError turned into a SpecError (user input)."""
     from engine.io.dataset import resolve_dataset
 
