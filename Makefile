@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed-stamp
 WORKSPACE ?= workspace
 export LOGG_WORKSPACE ?= $(WORKSPACE)
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo study test test-all lint bench clean
 
 # torch is pinned and installed first: an unpinned torch would pull CUDA wheels.
 $(STAMP): pyproject.toml
@@ -18,16 +18,22 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job on the built-in data: build the default dataset, run the Ridge + LightGBM
-# scaling study on it, compute the physical ceiling, then open logg-tui on the results
-# (in a terminal) or print the markdown summary read from results.duckdb (otherwise).
-DEMO_SIZES ?= 2k,5k,10k,30k
+# The main job on the built-in data: the study's quick pass (`logg-engine study demo`):
+# build the default dataset, run Ridge, LightGBM and a short ViT over training sizes, the
+# MoE oracle and a gate, de-leakage and the physical ceiling, then open logg-tui on the
+# results (in a terminal) or print the report read from results.duckdb (otherwise).
+# Interrupted, the same command continues where it stopped.
 demo: setup
-	$(BIN)/logg-engine data generate --preset default
-	$(BIN)/logg-engine scaling --models ridge,lgbm --sizes $(DEMO_SIZES) --preset-lgbm lgbm-fast
-	$(BIN)/logg-engine ceiling --dataset default
+	$(BIN)/logg-engine study demo --no-report
 	@if [ -t 0 ] && [ -t 1 ] && [ -z "$$CI" ]; then $(BIN)/logg-tui; \
-	else $(BIN)/logg-engine report; fi
+	else $(BIN)/logg-engine report --dataset default; fi
+
+# The whole study at the research's scale (bosz-1m, 50k → 1M): hours on 2 cores,
+# resumable (rerun the same command after any interruption). STUDY_ARGS=--max-size 100k
+# for a quick pass; --device cuda adds the ViT sizes that wait for a GPU.
+STUDY_ARGS ?=
+study: setup
+	$(BIN)/logg-engine study research $(STUDY_ARGS)
 
 test: setup
 	$(BIN)/pytest

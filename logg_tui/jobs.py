@@ -1,20 +1,19 @@
-"""Launch, follow and cancel jobs as real subprocesses.
+"""Launch, follow and cancel jobs as real subprocesses, through the engine's one launch and
+one cancel (engine.runs.executor) and its one event fold (engine.run_state).
 
-A job is the exact `logg-engine run ...` command the launch form shows, started in its own
-process group (start_new_session) with its output in a log file. The run it creates is
+A job is the exact `logg-engine run ...` command the launch form shows, started by
+`executor.spawn` (its own process group, output in a log file). The run it creates is
 found by its run folder (printed by the CLI, else the newest folder created after the
-launch for that model); its progress comes from that folder's events.jsonl. Cancel sends
-SIGTERM to every process group involved (the CLI's and the worker's, whose pid run.json
-records), then SIGKILL to whatever is left after a grace period."""
+launch for that model); its status and progress are that folder's folded state, the same
+the CLI and ingest see. Cancel is `executor.cancel_run` on the worker (whose pid run.json
+records) and the launcher: SIGTERM to every process group, SIGKILL after a grace period."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.paths import runs_dir
-from engine.procs import pid_alive as alive
-from logg_tui.queries import Progress, read_progress, tail
+from engine.run_state import OVER, TERMINAL, RunState, fold_run_folder
+from engine.runs.executor import cancel, cancel_run, spawn
+from logg_tui.queries import tail
 
 GRACE_S = 5.0
 _ids = itertools.count(1)
@@ -104,7 +104,7 @@ class Job:
     launched: float
     run_dir: Path | None = None
     cancelled: bool = False
-    progress: Progress = field(default_factory=Progress)
+    state: RunState = field(default_factory=RunState)  # the run folder's, once found
     reported: bool = False  # its end was announced by JobManager.poll (refresh once)
 
     @property
@@ -112,37 +112,21 @@ class Job:
         return None if self.run_dir is None else self.run_dir.name
 
     def status(self) -> str:
-        """The run's own status when known; else the launcher process's."""
-        if self.progress.status not in ("starting",):
-            if self.progress.status == "running" and not self._worker_alive():
-                # the worker may have written its end event after our last read
-                self.progress = read_progress(self.run_dir / "events.jsonl")
-                if self.progress.status == "running":
-                    return "cancelled" if self.cancelled else "lost"
-            return self.progress.status
+        """The run's folded status once its folder is known; before, the launcher's."""
+        if self.run_dir is not None:
+            return self.state.status
         rc = self.proc.poll()
-        if rc is None:
+        if rc is None or rc == 0:
             return "starting"
-        if self.cancelled:
-            return "cancelled"
-        return "failed" if rc != 0 else ("starting" if self.run_dir is None else "running")
+        return "cancelled" if self.cancelled else "failed"
 
     @property
     def done(self) -> bool:
-        return self.status() in ("finished", "failed", "cancelled", "lost")
+        return self.status() in OVER
 
     def worker_pid(self) -> int | None:
-        if self.run_dir is None:
-            return None
-        try:
-            pid = json.loads((self.run_dir / "run.json").read_text()).get("pid")
-        except (OSError, ValueError):
-            return None
-        return int(pid) if pid else None
-
-    def _worker_alive(self) -> bool:
-        pid = self.worker_pid()
-        return (pid is not None and alive(pid)) or self.proc.poll() is None
+        """The worker's pid as its run folder recorded it (None before it started)."""
+        return self.state.pid
 
 
 class JobManager:
@@ -168,28 +152,31 @@ class JobManager:
         job_id = next(_ids)
         log_path = log_dir / f"job-{os.getpid()}-{job_id}.log"
         launched = time.time()
-        with open(log_path, "wb") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True,
-                                    env={**os.environ, "LOGG_WORKSPACE": str(self.ws)})
+        proc = spawn(argv, log_path, env={**os.environ, "LOGG_WORKSPACE": str(self.ws)})
         job = Job(job_id, shown or argv, model, size, proc, log_path, launched)
         self.jobs.append(job)
         return job
 
     def poll(self) -> list[Job]:
-        """Update every job's run folder and progress; returns jobs that just ended."""
+        """Update every job's run folder and state; returns jobs that just ended."""
         ended = []
         for job in self.jobs:
             if job.reported:
                 continue
-            if job.run_dir is None:
-                job.run_dir = self._find_run_dir(job)
-            if job.run_dir is not None:
-                job.progress = read_progress(job.run_dir / "events.jsonl")
+            self._update(job)
             if job.done:  # announced exactly once, however `done` was first observed
                 job.reported = True
                 ended.append(job)
         return ended
+
+    def _update(self, job: Job) -> None:
+        if job.run_dir is None:
+            job.run_dir = self._find_run_dir(job)
+        if job.run_dir is not None:
+            try:
+                job.state = fold_run_folder(job.run_dir)
+            except (OSError, ValueError):
+                pass  # run.json mid-replace: keep the last state, the next poll reads it
 
     def _find_run_dir(self, job: Job) -> Path | None:
         """The folder named in the CLI's output, else the newest run folder of this model
@@ -219,36 +206,26 @@ class JobManager:
         return None if best is None else best[1]
 
     def cancel(self, job: Job, grace_s: float = GRACE_S) -> str:
-        """SIGTERM the launcher's and the worker's process groups, SIGKILL after
-        `grace_s`; returns the final status."""
+        """engine.runs.executor's cancel on the worker and the launcher (SIGTERM to each
+        process group, SIGKILL after `grace_s`); returns the final status."""
         job.cancelled = True
-        pids = [p for p in (job.proc.pid, job.worker_pid()) if p]
-        for pid in pids:
-            signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(alive(p) for p in pids):
-            job.proc.poll()
-            time.sleep(0.05)
-        for pid in pids:
-            if alive(pid):
-                signal_group(pid, signal.SIGKILL)
-        job.proc.wait(timeout=grace_s)
+        self._update(job)
+        if job.run_dir is not None:
+            cancel_run(job.run_dir, grace_s, also=[job.proc])
+        else:
+            cancel(job.proc, grace_s)
+        self._update(job)
         self.poll()
         return job.status()
 
     def log_lines(self, job: Job, n: int = 200) -> list[str]:
-        """The launcher's output, the run's `log` events, then its stdout.log."""
+        """The launcher's output, the run's `log` messages and end, then its stdout.log."""
         lines = tail(job.log_path, n)
         if job.run_dir is not None:
-            for line in tail(job.run_dir / "events.jsonl", 400):
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue
-                if ev.get("event") == "log":
-                    lines.append(f"[log] {ev.get('message', '')}")
-                elif ev.get("event") == "end":
-                    lines.append(f"[end] {ev.get('status')} {ev.get('error') or ''}".rstrip())
+            state = job.state
+            lines += [f"[log] {m}" for m in state.messages[-n:]]
+            if state.status in TERMINAL:
+                lines.append(f"[end] {state.status} {state.error or ''}".rstrip())
             lines += tail(job.run_dir / "stdout.log", n)
         return lines[-n:]
 
@@ -260,20 +237,3 @@ def default_engine_cmd() -> list[str]:
         return [str(exe)]
     found = shutil.which("logg-engine")
     return [found] if found else [sys.executable, "-m", "engine.cli"]
-
-
-def signal_group(pid: int, sig: int) -> None:
-    """Signal the process group `pid` leads (start_new_session); the pid alone if not."""
-    try:
-        pgid = os.getpgid(pid)
-        if pgid == os.getpgrp():  # never signal our own group (the TUI itself)
-            os.kill(pid, sig)
-        else:
-            os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass

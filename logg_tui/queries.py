@@ -9,7 +9,6 @@ timeout, so a held store surfaces as `StoreBusy` (a status line), never a frozen
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,8 +40,8 @@ VIEWS = {
 _RUNS_SQL = """
 SELECT r.run_id, r.status, r.model, r.preset, r.train_size AS size, r.noise_level AS noise,
        o.r2, o.mae, r.duration_s, r.started, r.dataset_name AS dataset
-FROM runs r LEFT JOIN run_overall o ON o.run_id = r.run_id AND o.subset = 'all'
-"""
+FROM runs_now r LEFT JOIN run_overall o ON o.run_id = r.run_id AND o.subset = 'all'
+"""  # runs_now: the store's runs plus the runs in flight (engine.store.live)
 
 
 class StoreBusy(Exception):
@@ -126,17 +125,17 @@ def runs_page(ws: Path, *, text: str = "", where: str = "", sort: str = "started
     order = f"ORDER BY {sort} {'DESC' if descending else 'ASC'} NULLS LAST, run_id"
     sql = (f"SELECT *, count(*) OVER () AS _total FROM ({_RUNS_SQL}) {cond} {order} "
            f"LIMIT {int(limit)}")
-    from engine.store.connect import connect_ro
+    from engine.store.live import connect_with_live
 
-    if not store_path(ws).exists():
-        raise StoreBusy(f"no results store yet at {store_path(ws)}; "
-                        "run `logg-engine run ridge --size 10k`")
     try:
-        with connect_ro(ws, timeout_s=LOCK_TIMEOUT_S) as con:
-            res = con.execute(sql, params)
+        with connect_with_live(ws, timeout_s=LOCK_TIMEOUT_S) as (con, prefix, live):
+            res = con.execute(prefix + sql, live + params)
             cols = [c[0] for c in res.description]
             rows = res.fetchall()
     except StoreError as exc:
+        if not store_path(ws).exists():
+            raise StoreBusy(f"no results store yet at {store_path(ws)}; "
+                            "run `logg-engine run ridge --size 10k`") from exc
         raise StoreBusy(exc.message) from exc
     total = int(rows[0][-1]) if rows else 0
     return RunsPage(cols[:-1], [r[:-1] for r in rows], total)
@@ -379,66 +378,6 @@ def tail(path: Path, n_lines: int = 200, max_bytes: int = 256_000) -> list[str]:
     if size > max_bytes and lines:
         lines = lines[1:]  # the first one is probably cut
     return lines[-n_lines:]
-
-
-@dataclass
-class Progress:
-    """What events.jsonl says about a run so far."""
-
-    status: str = "starting"      # starting | running | finished | failed | cancelled
-    done: float = 0.0
-    total: float | None = None
-    unit: str = ""
-    started: float | None = None
-    last: float | None = None
-    error: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def fraction(self) -> float | None:
-        return None if not self.total else min(1.0, self.done / self.total)
-
-    def eta_s(self, now: float | None = None) -> float | None:
-        """Linear ETA from the elapsed time and the fraction done."""
-        f = self.fraction
-        if not f or self.started is None or self.status != "running":
-            return None
-        elapsed = (now or time.time()) - self.started
-        return max(0.0, elapsed * (1 - f) / f)
-
-
-def read_progress(events_path: Path, lines: list[str] | None = None) -> Progress:
-    """Fold events.jsonl (start, progress, metric, heartbeat, end) into a Progress."""
-    p = Progress()
-    from engine.events import parse_events
-
-    for ev in parse_events(lines if lines is not None else _read_lines(events_path)):
-        kind, t = ev.get("event"), ev.get("t")
-        if t is not None:
-            p.last = float(t)
-        if kind == "start":  # the runner's start, then the trainer's start with a total
-            p.status = "running"
-            if ev.get("total") or p.started is None:
-                p.started = float(t) if t is not None else p.started
-            p.total, p.unit, p.done = ev.get("total") or p.total, ev.get("unit") or p.unit, 0
-        elif kind == "progress":
-            p.status = "running"
-            p.done = float(ev.get("done") or 0)
-            p.total = ev.get("total") or p.total
-            p.metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))
-                              and k not in ("t", "done", "total")})
-        elif kind == "metric" and isinstance(ev.get("value"), (int, float)):
-            p.metrics[str(ev.get("name"))] = float(ev["value"])
-        elif kind == "end":
-            p.status, p.error = str(ev.get("status") or "finished"), ev.get("error")
-    return p
-
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        return Path(path).read_text(errors="replace").splitlines()
-    except OSError:
-        return []
 
 
 def _py(v: Any) -> Any:

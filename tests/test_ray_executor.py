@@ -152,7 +152,7 @@ def test_worker_killed_mid_run_fails_only_its_run(ray_cluster, dataset, local_r2
     assert victim.wait(timeout=60) == 1 and victim.status == "failed"
     seen = []  # the local executor's follow() drives a Ray handle as it drives a Popen
     end_other = follow(other.run_dir, other, [lambda ev, **f: seen.append((ev, f))])
-    assert end_other["status"] == "finished" and other.returncode == 0
+    assert end_other.status == "finished" and other.returncode == 0
     assert other.storage == victim.storage == "ship"
     assert ("metric", "test_r2") in [(ev, f.get("name")) for ev, f in seen]
     end = _end(victim.run_dir)

@@ -58,7 +58,7 @@ def store_status(ws, run_id):
 
 def test_sigkill_mid_training_leaves_store_intact_and_run_lost(ws):
     done_dir, proc = start(ws, "ridge", size=400)
-    assert follow(done_dir, proc)["status"] == "finished"  # the store holds one run
+    assert follow(done_dir, proc).status == "finished"  # the store holds one run
     run_dir, proc = start(ws, overrides=SLOW, preset="lgbm-fast")
     wait_for(run_dir, "progress")
     os.killpg(proc.pid, signal.SIGKILL)
@@ -92,7 +92,7 @@ def test_two_runs_ending_together_are_both_ingested(ws):
     a = start(ws, "ridge", size=600)
     b = start(ws, "ridge", size=600, preset="ridge-fixed")
     for run_dir, proc in (a, b):
-        assert follow(run_dir, proc)["status"] == "finished"
+        assert follow(run_dir, proc).status == "finished"
         proc.wait(timeout=30)
     for run_dir, _ in (a, b):
         assert store_status(ws, run_dir.name) == ("finished", None)
@@ -110,7 +110,7 @@ def test_failure_is_recorded_with_its_reason(ws):
     proc = LocalExecutor().launch(run_dir)
     end = follow(run_dir, proc)
     assert proc.wait(timeout=30) == 1
-    assert end["status"] == "failed" and "test" in end["error"]
+    assert end.status == "failed" and "test" in end.error
     assert store_status(ws, run_dir.name)[0] == "failed"
 
 

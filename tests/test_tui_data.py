@@ -122,21 +122,6 @@ def test_moe_tables_are_empty_without_analyses(ws):
     assert all(df.empty for df in tables.values())
 
 
-def test_progress_and_eta_from_events():
-    lines = ['{"t": 100.0, "event": "queued"}',
-             '{"t": 101.0, "event": "start", "what": "lgbm"}',
-             '{"t": 102.0, "event": "start", "total": 400, "unit": "trees"}',
-             '{"t": 110.0, "event": "progress", "done": 100, "total": 400, "val_l2": 0.5}',
-             'not json']
-    p = data.read_progress(None, lines)
-    assert (p.status, p.done, p.total, p.unit) == ("running", 100, 400, "trees")
-    assert p.fraction == 0.25 and p.metrics == {"val_l2": 0.5}
-    assert p.eta_s(now=110.0) == pytest.approx(8.0 * 0.75 / 0.25)  # elapsed × (1−f)/f
-    p = data.read_progress(None, lines + ['{"t": 120, "event": "end", "status": "cancelled",'
-                                          ' "error": "SIGTERM"}'])
-    assert (p.status, p.error, p.eta_s(now=130)) == ("cancelled", "SIGTERM", None)
-
-
 def test_tail_reads_only_the_end(tmp_path):
     f = tmp_path / "log"
     f.write_text("".join(f"line {i}\n" for i in range(10_000)))

@@ -13,8 +13,9 @@ import pytest
 from _tui_stores import make_dataset, settle
 from textual.widgets import Input, Static
 
+from engine.procs import pid_alive as alive
 from logg_tui.app import LoggApp
-from logg_tui.jobs import JobManager, LaunchRequest, alive, default_engine_cmd, shell_quote
+from logg_tui.jobs import JobManager, LaunchRequest, default_engine_cmd, shell_quote
 from logg_tui.screens.confirm import ConfirmScreen
 from logg_tui.widgets.frame_table import FrameTable
 
@@ -108,7 +109,7 @@ async def test_launch_form_runs_a_real_job_that_appears_in_runs(_isolated_worksp
         await wait_for(pilot, lambda: job.done, 120)
         await settle(pilot)
         assert job.status() == "finished", app.jobs.log_lines(job)
-        assert job.progress.fraction == 1.0 and job.progress.unit == "rows"
+        assert job.state.fraction == 1.0 and job.state.unit == "rows"
         table = app.screen.query_one("#jobs", FrameTable)
         # the Jobs table redraws on its refresh timer: wait for it rather than race it
         await wait_for(pilot, lambda: str(table.get_row_at(0)[3]) == "finished", 10)
@@ -133,7 +134,7 @@ async def test_cancel_a_real_job_from_the_jobs_screen(_isolated_workspace):
             "lgbm", "800", preset="lgbm-fast", dataset="fake",
             overrides=("n_estimators=100000", "early_stopping_rounds=100000")))
         await pilot.press("5")
-        await wait_for(pilot, lambda: job.progress.done > 0, 120)
+        await wait_for(pilot, lambda: job.state.done > 0, 120)
         worker = job.worker_pid()
         assert worker and alive(worker) and os.getpgid(worker) == worker
         await pilot.press("c")

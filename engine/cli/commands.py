@@ -9,6 +9,7 @@ _MODULES = [
     "engine.cli.run",
     "engine.cli.results",
     "engine.cli.analysis",
+    "engine.cli.study",
 ]
 
 for _name in _MODULES:

@@ -1,8 +1,12 @@
-"""A callback that draws engine events as a rich progress bar (CLI only)."""
+"""A callback that draws engine events as a rich progress bar (CLI only); a followed run
+is drawn from its folded state (engine.run_state) instead, as the TUI draws it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.run_state import RunState
 
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
@@ -39,6 +43,23 @@ class RichProgress:
                                   total=fields.get("total"), info=info)
         elif event == "log":
             self._progress.console.print(fields.get("message", ""), highlight=False)
+
+    def show(self, state: RunState) -> None:
+        """Draw a followed run's state (the `on_state` of engine.runs.executor.follow):
+        the bar from `run_bar(state)`, then the `log` messages not printed yet."""
+        self._progress.update(self._task, **run_bar(state))
+        printed = getattr(self, "_printed", 0)
+        for message in state.messages[printed:]:
+            self._progress.console.print(message, highlight=False)
+        self._printed = len(state.messages)
+
+
+def run_bar(state: RunState) -> dict[str, Any]:
+    """The progress bar's fields for a run: done of total, status and the 4 latest metrics."""
+    latest = list(state.metrics.items())[-4:]
+    info = " ".join([state.status, *(f"{k}={_fmt(v)}" for k, v in latest)])
+    bar = {"completed": state.done, "total": state.total, "info": info}
+    return {**bar, "description": state.what} if state.what else bar
 
 
 def _fmt(v: Any) -> str:

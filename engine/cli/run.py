@@ -65,12 +65,13 @@ def run_cmd(
     if detach and executor == "ray":
         raise SpecError("--detach cannot be used with --executor ray", key="detach",
                         hint="the driver must stay to ingest the run; drop --detach")
-    run_dir, proc = _launch(ws, spec, _make_executor(executor, address))
+    from engine.runs.executor import launch_run
+
+    run_dir, proc = launch_run(ws, spec, _make_executor(executor, address))
     if detach:
         typer.echo(run_dir.name)
         return
-    end = _follow_foreground(run_dir, proc)
-    _report(run_dir, proc, end)
+    _report(run_dir, proc, _follow_foreground(run_dir, proc))
 
 
 
@@ -96,29 +97,18 @@ def _make_executor(name: str, address: str | None) -> Any:
     return LocalExecutor()
 
 
-def _launch(ws: Path, spec: Any, executor: Any = None):
-    from engine.runs.folder import create_run_folder
-    from engine.runs.provenance import provenance
-    from engine.runs.scaling import dataset_info
-
-    executor = executor or _make_executor("local", None)
-    run_dir = create_run_folder(ws, spec, dataset=dataset_info(spec.dataset_path),
-                                prov=provenance())
-    return run_dir, executor.launch(run_dir)
-
-
-def _follow_foreground(run_dir: Path, proc: Any, callbacks: list | None = None):
-    """Follow the worker with a progress bar; Ctrl-C cancels it (SIGTERM, SIGKILL after
-    the grace period) and exits 130."""
-    from engine.runs.executor import cancel, follow
+def _follow_foreground(run_dir: Path, proc: Any, on_state: Any = None):
+    """Follow the worker (its folded state drawn by `on_state`, else a progress bar);
+    Ctrl-C cancels it (SIGTERM, SIGKILL after the grace period) and exits 130."""
+    from engine.runs.executor import cancel_run, follow
 
     try:
         from engine.cli.progress import RichProgress
 
-        if callbacks is not None:
-            return follow(run_dir, proc, callbacks)
+        if on_state is not None:
+            return follow(run_dir, proc, on_state=on_state)
         with RichProgress(run_dir.name, transient=True) as bar:
-            return follow(run_dir, proc, [bar])
+            return follow(run_dir, proc, on_state=bar.show)
     except KeyboardInterrupt:
         from rich.console import Console
 
@@ -126,27 +116,26 @@ def _follow_foreground(run_dir: Path, proc: Any, callbacks: list | None = None):
         if hasattr(proc, "cancel"):  # a Ray run: ray.cancel → SIGTERM on its node
             proc.cancel(CANCEL_GRACE_S)
         else:
-            cancel(proc, CANCEL_GRACE_S)
+            cancel_run(run_dir, CANCEL_GRACE_S, also=[proc])
         Console(stderr=True).print(f"cancelled: {run_dir}", highlight=False)
         raise typer.Exit(130) from None
 
 
-def _report(run_dir: Path, proc: Any, end: dict | None) -> None:
+def _report(run_dir: Path, proc: Any, state: Any) -> None:
     """The run's summary from its metrics.json; failures as a RunError (exit 5)."""
     import json
 
     from engine.errors import RunError
 
     proc.wait()
-    if end is None:
+    if state.status == "lost":
         raise RunError(f"the worker exited ({proc.returncode}) without an end event",
                        path=run_dir, hint=f"see {run_dir / 'stdout.log'}")
-    status = end.get("status")
-    if status == "cancelled":
+    if state.status == "cancelled":
         typer.echo(f"{run_dir.name}: cancelled")
         raise typer.Exit(130)
-    if status != "finished":
-        raise RunError(f"run failed: {end.get('error')}", path=run_dir,
+    if state.status != "finished":
+        raise RunError(f"run failed: {state.error}", path=run_dir,
                        hint=f"see {run_dir / 'stdout.log'} and events.jsonl")
     from engine.eval.protocol import Evaluation
 
@@ -181,6 +170,9 @@ def scaling_cmd(
     test_split: str = typer.Option("test", "--test-split"),
     val_split: str = typer.Option("val", "--val-split"),
     device: str = typer.Option("auto", "--device", help="Device for torch models."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Override one "
+                                                  "model's hyper-parameter: --set "
+                                                  "MODEL:key=value (e.g. vit:max_epochs=3)."),
     executor: str = ExecutorOpt,
     address: Optional[str] = AddressOpt,
     workers: int = WorkersOpt,
@@ -199,11 +191,17 @@ def scaling_cmd(
         if not sep:
             raise SpecError(f"bad --preset {item!r}", key="preset", hint="write MODEL=PRESET")
         chosen[m.strip()] = p.strip()
+    per_model: dict[str, list[str]] = {}
+    for item in overrides or ():
+        m, sep, kv = item.partition(":")
+        if not sep or "=" not in kv:
+            raise SpecError(f"bad --set {item!r}", key="set", hint="write MODEL:key=value")
+        per_model.setdefault(m.strip(), []).append(kv.strip())
     points = plan_grid([m.strip() for m in models.split(",") if m.strip()],
                        [s.strip() for s in sizes.split(",") if s.strip()], workspace=ws,
                        dataset=dataset, presets=chosen, noise_level=noise_level, seed=seed,
                        test_split=test_split, val_split=val_split or None, device=device,
-                       workers=workers, ray_address=address)
+                       workers=workers, ray_address=address, overrides=per_model)
     if _check_executor(executor) == "ray":
         results = _run_grid_on_ray(ws, points, address)
     else:
@@ -222,6 +220,8 @@ def _run_grid_with_progress(ws: Path, points: list):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn)
 
+    from engine.cli.progress import run_bar
+    from engine.runs.executor import launch_run
     from engine.runs.scaling import run_grid
 
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
@@ -231,14 +231,8 @@ def _run_grid_with_progress(ws: Path, points: list):
         grid = progress.add_task("grid", total=len(points), info="")
         current = progress.add_task("run", total=None, info="")
 
-        def on_current(event: str, **f: Any) -> None:
-            if event == "start" and f.get("total") is not None:
-                progress.update(current, total=f["total"], completed=0,
-                                description=str(f.get("what", "run")))
-            elif event == "progress":
-                info = " ".join(f"{k}={_short(v)}" for k, v in f.items()
-                                if k not in ("done", "total") and not isinstance(v, (dict, list)))
-                progress.update(current, completed=f.get("done", 0), info=info)
+        def on_current(state: Any) -> None:
+            progress.update(current, **run_bar(state))
 
         def on_point(k: int, point: Any, state: str) -> None:
             label = f"{point.spec.model} {point.spec.train_size}"
@@ -251,16 +245,15 @@ def _run_grid_with_progress(ws: Path, points: list):
             progress.update(grid, completed=k, info=label)
 
         def run_one(spec: Any):
-            run_dir, proc = _launch(ws, spec)
-            end = _follow_foreground(run_dir, proc, [on_current])
+            run_dir, proc = launch_run(ws, spec)
+            state = _follow_foreground(run_dir, proc, on_current)
             proc.wait()
             done = progress.tasks[current].completed  # early stopping ends below total
             progress.update(current, total=done or None, completed=done)
-            status = (end or {}).get("status", "lost")
-            progress.console.print(f"    {run_dir.name}: {status}"
-                                   + (f" ({end.get('error')})" if end and end.get("error")
-                                      else ""), highlight=False)
-            return run_dir.name, status
+            progress.console.print(f"    {run_dir.name}: {state.status}"
+                                   + (f" ({state.error})" if state.error else ""),
+                                   highlight=False)
+            return run_dir.name, state.status
 
         results = run_grid(points, workspace=ws, on_point=on_point, run_one=run_one)
         progress.update(grid, completed=len(points), info="done")

@@ -6,7 +6,8 @@
 - `registry`: model name → adapter (engine.models.contract.ModelAdapter), imported lazily.
 - `runner`: the in-process lifecycle (train → save → predict → evaluate → write).
 - `worker`: `python -m engine.runs.worker RUN_DIR`, the subprocess that runs it.
-- `executor`: the local executor (launch, cancel, follow).
+- `executor`: the local executor and the one launch (`spawn`, `launch_run`), the one
+  cancel (`cancel`, `cancel_run`) and the follower (`follow`, through engine.run_state).
 - `scaling`: the models × sizes grid, skipping points the store already holds.
 - `ray/`: the same runs on a Ray cluster (the data-parallel trainers' Ray plumbing is
   engine.models.ray_train, one layer down).

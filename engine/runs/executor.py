@@ -1,6 +1,13 @@
-"""The local executor: a run is a worker subprocess in its own process group (so Ctrl-C in
-the terminal does not reach it and cancel can signal the whole group), cancelled with
-SIGTERM, then SIGKILL after a grace period. `follow` tails its events.jsonl."""
+"""The local executor, and the one launch and the one cancel every surface uses (the CLI,
+the scaling grid, the Ray node's supervisor, logg-tui's Jobs):
+
+- `spawn(argv, log_path)`: a subprocess in its own session/process group (so Ctrl-C in a
+  terminal does not reach it and cancel can signal its whole group), output to a log file.
+- `launch_run(ws, spec)`: create the run folder and start its worker.
+- `cancel(procs)`: SIGTERM every process group, SIGKILL what is left after a grace period;
+  `cancel_run(run_dir)` does that to a run's worker and, when it had to kill it before it
+  wrote its `end` event, writes `end: cancelled` so every reader agrees it was cancelled.
+- `follow(run_dir, proc)`: tail events.jsonl through the one fold (engine.run_state)."""
 
 from __future__ import annotations
 
@@ -9,15 +16,36 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.events import parse_events
 from engine.paths import REPO_ROOT
-from engine.runs.folder import read_run_json
+from engine.run_state import (TERMINAL, UNTRACKED, EventFold, RunState, fold_run_folder,
+                              read_run_json)
 
 GRACE_S = 10.0
+Proc = subprocess.Popen | int
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    """This environment with the repository importable (the worker runs `-m engine...`)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.update(extra)
+    return env
+
+
+def spawn(argv: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None,
+          preexec_fn: Callable[[], Any] | None = None) -> subprocess.Popen:
+    """Start `argv` leading its own process group, stdout+stderr appended to `log_path`."""
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                env=dict(env) if env is not None else None,
+                                preexec_fn=preexec_fn)
 
 
 class LocalExecutor:
@@ -27,52 +55,89 @@ class LocalExecutor:
 
     def launch(self, run_dir: Path) -> subprocess.Popen:
         run_dir = Path(run_dir).resolve()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-        with open(run_dir / "stdout.log", "ab") as out:
-            return subprocess.Popen([sys.executable, "-m", "engine.runs.worker", str(run_dir)],
-                                    stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        return spawn([sys.executable, "-m", "engine.runs.worker", str(run_dir)],
+                     run_dir / "stdout.log", env=worker_env())
 
 
-def cancel(proc: subprocess.Popen | int, grace_s: float = GRACE_S) -> int | None:
-    """SIGTERM the worker's process group, SIGKILL it if still alive after `grace_s`.
-    Returns the exit code when the process was our child, else None."""
-    pid = proc.pid if isinstance(proc, subprocess.Popen) else int(proc)
-    _killpg(pid, signal.SIGTERM)
+def launch_run(workspace: Path, spec: Any, executor: Any = None) -> tuple[Path, Any]:
+    """Create the run folder for `spec` and launch its worker: (run_dir, handle). The
+    executor (local by default, or a RayExecutor) is built before anything is written."""
+    from engine.runs.folder import create_run_folder
+    from engine.runs.provenance import provenance
+    from engine.runs.scaling import dataset_info
+
+    executor = executor or LocalExecutor()
+    run_dir = create_run_folder(workspace, spec, dataset=dataset_info(spec.dataset_path),
+                                prov=provenance())
+    return run_dir, executor.launch(run_dir)
+
+
+def cancel(procs: Proc | Iterable[Proc], grace_s: float = GRACE_S) -> int | None:
+    """SIGTERM the process group of each process, SIGKILL the ones still alive after
+    `grace_s`. Returns the exit code of the first one when it is our child, else None."""
+    procs = [procs] if isinstance(procs, (subprocess.Popen, int)) else list(procs)
+    for p in procs:
+        _signal_group(_pid(p), signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not _alive(proc):
-            break
+    while time.monotonic() < deadline and any(_alive(p) for p in procs):
         time.sleep(0.05)
-    else:
-        _killpg(pid, signal.SIGKILL)
-    if isinstance(proc, subprocess.Popen):
-        return proc.wait()
-    return None
+    for p in procs:
+        if _alive(p):
+            _signal_group(_pid(p), signal.SIGKILL)
+    first = procs[0] if procs else None
+    return first.wait() if isinstance(first, subprocess.Popen) else None
 
 
-def cancel_run(run_dir: Path, grace_s: float = GRACE_S) -> bool:
-    """Cancel a run by its folder (the TUI's path): signals the pid from run.json.
-    False when the run has no live process."""
+def cancel_run(run_dir: Path, grace_s: float = GRACE_S, *, also: Iterable[Proc] = ()
+               ) -> RunState:
+    """Cancel a run by its folder (the TUI's path): the worker whose pid run.json records,
+    plus `also` (e.g. the launcher). A worker killed before it wrote `end` gets
+    `end: cancelled` written for it. Returns the run's state afterwards."""
     pid = read_run_json(run_dir).get("pid")
-    if not pid or not _alive(int(pid)):
-        return False
-    cancel(int(pid), grace_s)
-    return True
+    procs = list(also)
+    if pid and int(pid) not in {_pid(p) for p in procs}:
+        procs.append(int(pid))
+    live = [p for p in procs if _alive(p)]
+    if live:
+        cancel(live, grace_s)
+    for p in procs:
+        if isinstance(p, subprocess.Popen):
+            p.wait()
+    state = fold_run_folder(run_dir, alive=False)
+    if live and state.status not in TERMINAL:
+        from engine.runs.folder import EventLog
+
+        EventLog(Path(run_dir) / "events.jsonl")(
+            "end", status="cancelled", closed_by="cancel",
+            error=f"cancelled: the worker did not stop within {grace_s:g} s of SIGTERM "
+                  "and was killed (SIGKILL)")
+        state = fold_run_folder(run_dir, alive=False)
+    return state
 
 
-def _killpg(pid: int, sig: int) -> None:
+def _pid(p: Proc) -> int:
+    return p.pid if isinstance(p, subprocess.Popen) else int(p)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    """Signal the process group `pid` leads (spawn starts one per run); the pid alone when
+    it shares our group (never signal the caller itself, e.g. the TUI)."""
     try:
-        os.killpg(pid, sig)  # start_new_session: the worker leads its own group
+        pgid = os.getpgid(pid)
+        if pgid == os.getpgrp():
+            os.kill(pid, sig)
+        else:
+            os.killpg(pgid, sig)
     except ProcessLookupError:
         pass
     except PermissionError:
-        os.kill(pid, sig)
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
-def _alive(proc: subprocess.Popen | int) -> bool:
+def _alive(proc: Proc) -> bool:
     if isinstance(proc, subprocess.Popen):
         return proc.poll() is None
     from engine.procs import pid_alive
@@ -81,7 +146,7 @@ def _alive(proc: subprocess.Popen | int) -> bool:
 
 
 class EventFollower:
-    """Tail a run's events.jsonl: whole lines only, forwarded to callbacks."""
+    """Tail a run's events.jsonl: whole lines only (a line being written stays buffered)."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / "events.jsonl"
@@ -101,22 +166,34 @@ class EventFollower:
         return parse_events(lines)
 
 
-def follow(run_dir: Path, proc: subprocess.Popen | None,
-           callbacks: Sequence[Callable[..., None]] = (), poll_s: float = 0.2,
-           ) -> dict[str, Any] | None:
-    """Forward events to callbacks until the `end` event (returned) or the worker exits
-    without one (returns None: it was killed or crashed before writing it)."""
-    tail = EventFollower(run_dir)
+def forward(events: Iterable[Mapping[str, Any]], callbacks: Iterable[Callable[..., None]],
+            **extra: Any) -> None:
+    """Send a run's events to engine callbacks, as `cb(event, **fields)`, leaving out the
+    bookkeeping ones (heartbeat, queued, end: the fold's business)."""
+    for ev in events:
+        name = ev.get("event")
+        if name and name not in UNTRACKED:
+            fields = {k: v for k, v in ev.items() if k not in ("event", "t")}
+            for cb in callbacks:
+                cb(name, **{**fields, **extra})
+
+
+def follow(run_dir: Path, proc: Any, callbacks: Sequence[Callable[..., None]] = (),
+           poll_s: float = 0.2, *, on_state: Callable[[RunState], None] | None = None,
+           ) -> RunState:
+    """Follow a run until its `end` event, or until `proc` (a Popen or a Ray handle) exits
+    without one: then the fold calls it `lost`. Events go to `callbacks`, each new state
+    to `on_state` (what the CLI draws). Without `proc` the run's pid decides (a run
+    another command launched). Returns the final RunState."""
+    tail, fold = EventFollower(run_dir), EventFold()
     while True:
-        exited = proc is not None and proc.poll() is not None
-        for ev in tail.poll():
-            name = ev.pop("event", None)
-            ev.pop("t", None)
-            if name == "end":
-                return {"event": "end", **ev}
-            if name and name not in ("heartbeat", "queued"):
-                for cb in callbacks:
-                    cb(name, **ev)
-        if exited:
-            return None
+        exited = proc is not None and proc.poll() is not None  # checked before reading
+        new = tail.poll()
+        fold.feed(new)
+        forward(new, callbacks)
+        state = fold.state(alive=None if proc is None else not exited)
+        if new and on_state is not None:
+            on_state(state)
+        if state.status in TERMINAL or exited or (proc is None and state.status == "lost"):
+            return state
         time.sleep(poll_s)

@@ -98,16 +98,12 @@ def run_grid(points: Sequence[GridPoint], *, workspace: Path,
 def launch_and_wait(spec: RunSpec, workspace: Path,
                     callbacks: Sequence[Callable[..., None]] = ()) -> tuple[str, str]:
     """Create the run folder, run the worker subprocess, follow it to its end."""
-    from engine.runs.executor import LocalExecutor, follow
-    from engine.runs.folder import create_run_folder
-    from engine.runs.provenance import provenance
+    from engine.runs.executor import follow, launch_run
 
-    run_dir = create_run_folder(workspace, spec, dataset=dataset_info(spec.dataset_path),
-                                prov=provenance())
-    proc = LocalExecutor().launch(run_dir)
-    end = follow(run_dir, proc, callbacks)
+    run_dir, proc = launch_run(workspace, spec)
+    state = follow(run_dir, proc, callbacks)
     proc.wait()
-    return run_dir.name, (end or {}).get("status", "lost")
+    return run_dir.name, state.status
 
 
 def grid_table(workspace: Path, run_ids: Sequence[str]) -> pd.DataFrame:

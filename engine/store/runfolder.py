@@ -1,24 +1,20 @@
 """Reading one run folder (run.json, events.jsonl, metrics.json, predictions.parquet) into
 plain records for the store. Pure reading: no store access, no writes.
 
-Status rules: the last `end` event decides (finished | failed | cancelled). With no end
-event the run is `running` while its process lives and its last event is recent, `queued`
-while run.json has no pid yet and its folder is fresh, and `lost` when the process is gone
-(same host) or nothing was written for STALE_S seconds."""
+Status, times, peak memory and metric history come from the one fold of events.jsonl
+(engine.run_state, which also holds the status rules)."""
 
 from __future__ import annotations
 
 import json
-import socket
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from engine.errors import StoreError
+from engine.run_state import RunState, fold_run_folder
 
-STALE_S = 60.0
 FILES = ("run.json", "events.jsonl", "metrics.json", "predictions.parquet")
 PRED_COLUMNS = {"idx": "int64", "y_true": "float64", "y_pred": "float64", "snr": "float64",
                 "snr_l2": "float64", "mag": "float64", "T_eff": "float64", "M_H": "float64",
@@ -55,12 +51,11 @@ def read_run_folder(run_dir: Path, *, now: float | None = None) -> RunRecord:
     """Parse a run folder; StoreError naming the file when run.json is missing or bad."""
     run_dir = Path(run_dir)
     spec = _read_json(run_dir / "run.json", required=True)
-    events = read_events(run_dir / "events.jsonl")
+    state = fold_run_folder(run_dir, run=spec, now=now)
     metrics = _read_json(run_dir / "metrics.json", required=False)
     preds = run_dir / "predictions.parquet"
     ds = spec.get("dataset") or {}
     git = spec.get("git") or {}
-    status, error, times = derive_status(spec, events, now=time.time() if now is None else now)
     row = {
         "run_id": str(spec.get("run_id") or run_dir.name),
         "model": spec.get("model"), "preset": spec.get("preset"),
@@ -69,12 +64,13 @@ def read_run_folder(run_dir: Path, *, now: float | None = None) -> RunRecord:
         "dataset_path": ds.get("path"),
         "train_size": _int(spec.get("train_size")), "noise_level": _float(spec.get("noise_level")),
         "seed": _int(spec.get("seed")), "test_split": spec.get("test_split"),
-        "val_split": spec.get("val_split"), "status": status, "error": error,
-        "created": _ts(spec.get("created")), "started": _ts(times["started"]),
-        "ended": _ts(times["ended"]), "duration_s": times["duration_s"],
-        "last_event": _ts(times["last"]), "host": spec.get("host"), "pid": _int(spec.get("pid")),
+        "val_split": spec.get("val_split"), "status": state.status, "error": state.error,
+        "created": _ts(spec.get("created")),
+        "started": _ts(state.started if state.started is not None else spec.get("created")),
+        "ended": _ts(state.ended), "duration_s": state.duration_s(),
+        "last_event": _ts(state.last), "host": spec.get("host"), "pid": _int(spec.get("pid")),
         "git_sha": git.get("sha"), "git_dirty": git.get("dirty"),
-        "command": _command(spec.get("command")), "peak_rss_mb": times["peak_rss_mb"],
+        "command": _command(spec.get("command")), "peak_rss_mb": state.peak_rss_mb,
         "device": spec.get("device"), "versions": _json(spec.get("versions")),
         "spec": json.dumps(spec, default=str), "run_dir": str(run_dir.resolve()),
         "state_sig": state_signature(run_dir),
@@ -87,64 +83,8 @@ def read_run_folder(run_dir: Path, *, now: float | None = None) -> RunRecord:
                    "n_val": _int(splits.get("val")), "n_test": _int(splits.get("test")),
                    "splits": json.dumps(splits)}
     return RunRecord(run_dir=run_dir, run=row, params=typed_params(_hyper(spec)),
-                     history=_history(events), metrics=metrics, dataset=dataset,
+                     history=_history(state), metrics=metrics, dataset=dataset,
                      predictions_path=preds if preds.exists() else None)
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """events.jsonl as dicts; a torn last line (process killed mid-write) is skipped."""
-    if not path.exists():
-        return []
-    from engine.events import parse_events
-
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        return parse_events(fh)
-
-
-def derive_status(spec: dict, events: list[dict], *, now: float):
-    """(status, error, times) from the events and, without an end event, pid/heartbeat."""
-    started = ended = last = peak = None
-    status, error = None, None
-    for ev in events:
-        t = _float(ev.get("t"))
-        last = t if t is not None else last
-        name = ev.get("event")
-        if name == "start" and started is None:
-            started = t
-        elif name == "end":
-            status, error, ended = str(ev.get("status") or "failed"), ev.get("error"), t
-        rss = _float(ev.get("peak_rss_mb") or ev.get("rss_mb"))
-        if rss is not None:
-            peak = rss if peak is None else max(peak, rss)
-    if status is None:
-        status = _unfinished_status(spec, last, now)
-    duration = (ended - started) if ended is not None and started is not None else None
-    if status not in ("running",) and duration is None and started is not None and last:
-        duration = last - started
-    return status, (None if error is None else str(error)), {
-        "started": started or _float(spec.get("created")), "ended": ended, "last": last,
-        "duration_s": duration, "peak_rss_mb": peak}
-
-
-def _unfinished_status(spec: dict, last: float | None, now: float) -> str:
-    """No end event: `queued` (folder made, no process yet), `running`, or `lost`."""
-    fresh = last is not None and now - last <= STALE_S
-    if _int(spec.get("pid")) is None:  # the runner records its pid when it starts
-        return "queued" if fresh and spec.get("status") in (None, "queued") else "lost"
-    return "running" if fresh and _alive(spec) else "lost"
-
-
-def _alive(spec: dict) -> bool:
-    """Is the run's process still there? Only checkable on the host that started it;
-    elsewhere assume alive and let the heartbeat age decide."""
-    pid, host = _int(spec.get("pid")), spec.get("host")
-    if host and host != socket.gethostname():
-        return True
-    if not pid:
-        return False
-    from engine.procs import pid_alive
-
-    return pid_alive(pid)
 
 
 def typed_params(params: dict[str, Any], prefix: str = "") -> list[tuple]:
@@ -178,10 +118,9 @@ def _hyper(spec: dict) -> dict:
         isinstance(inner.get("params"), dict) else {}
 
 
-def _history(events: list[dict]) -> list[tuple]:
-    return [(_int(ev.get("step")), ev.get("split"), str(ev.get("name")), _float(ev.get("value")),
-             _float(ev.get("t"))) for ev in events
-            if ev.get("event") == "metric" and ev.get("name") is not None]
+def _history(state: RunState) -> list[tuple]:
+    """metric_history rows (step, split, name, value, t) as the fold collected them."""
+    return list(state.history)
 
 
 def _read_json(path: Path, *, required: bool) -> dict | None:

@@ -24,7 +24,11 @@ METRICS = ("r2", "mae", "rmse", "bias", "p90", "slope", "r2_max_pop", "eta", "n"
 
 def list_runs(workspace: Path, *, model: str | None = None, status: str | None = None,
               dataset: str | None = None, limit: int | None = None) -> pd.DataFrame:
-    """One row per run, newest first, with its overall R²/MAE when it has them."""
+    """One row per run, newest first, with its overall R²/MAE when it has them; runs in
+    flight are listed from their folders (engine.store.live), running or lost."""
+    from engine.store.connect import DEFAULT_TIMEOUT_S
+    from engine.store.live import connect_with_live
+
     where, params = [], []
     for col, val in (("r.model", model), ("r.status", status), ("r.dataset_name", dataset)):
         if val is not None:
@@ -32,13 +36,13 @@ def list_runs(workspace: Path, *, model: str | None = None, status: str | None =
             params.append(val)
     sql = ("SELECT r.run_id, r.model, r.preset, r.dataset_name AS dataset, r.train_size, "
            "r.noise_level, r.seed, r.status, o.r2, o.r2_lo, o.r2_hi, o.mae, r.duration_s, "
-           "r.created FROM runs r LEFT JOIN run_overall o ON o.run_id = r.run_id AND "
+           "r.created FROM runs_now r LEFT JOIN run_overall o ON o.run_id = r.run_id AND "
            "o.subset = 'all'" + (" WHERE " + " AND ".join(where) if where else "") +
            " ORDER BY r.created DESC NULLS LAST, r.run_id DESC")
     if limit:
         sql += f" LIMIT {int(limit)}"
-    with connect_ro(workspace) as con:
-        return con.execute(sql, params).df()
+    with connect_with_live(workspace, timeout_s=DEFAULT_TIMEOUT_S) as (con, prefix, live):
+        return con.execute(prefix + sql, live + params).df()
 
 
 def resolve_run_id(con, ref: str) -> str:

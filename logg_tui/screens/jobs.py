@@ -1,5 +1,6 @@
 """Jobs: the jobs launched from this session, live progress and ETA from each run's
-events.jsonl, the log of the selected job, cancel with confirmation."""
+folded events.jsonl (engine.run_state), the log of the selected job, cancel with
+confirmation."""
 
 from __future__ import annotations
 
@@ -66,11 +67,8 @@ enter open the finished run."""
             info.update("No jobs yet: press l to launch one.")
             bar.update(total=None, progress=0)
         else:
-            p = job.progress
-            info.update(f"$ {shell_quote(job.argv)}\nrun: {job.run_id or '(waiting)'} · "
-                        f"{job.status()} · {p.unit} {p.done:g}/{p.total or '?'} · "
-                        f"{metrics_text(p.metrics)}")
-            bar.update(total=p.total or None, progress=p.done)
+            info.update(f"$ {shell_quote(job.argv)}\n{progress_line(job)}")
+            bar.update(total=job.state.total or None, progress=job.state.done)
         log = self.query_one("#joblog", Log)
         if lines != getattr(self, "_last_lines", None):
             log.clear()
@@ -116,13 +114,19 @@ def jobs_rows(jobs: list[Job]) -> list[tuple]:
     now = time.time()
     rows = []
     for j in jobs:
-        p = j.progress
-        frac, eta = p.fraction, p.eta_s(now)
+        frac, eta = j.state.fraction, j.state.eta_s(now)
         rows.append((j.job_id, j.model, j.size, j.status(),
                      "" if frac is None else f"{100 * frac:.0f}%",
                      "" if eta is None else f"{eta:.0f}s", f"{now - j.launched:.0f}s",
                      j.run_id or ""))
     return rows
+
+
+def progress_line(job: Job) -> str:
+    """The selected job's line: run id, status, done/total and the latest metrics."""
+    p = job.state
+    return (f"run: {job.run_id or '(waiting)'} · {job.status()} · {p.unit} "
+            f"{p.done:g}/{p.total or '?'} · {metrics_text(p.metrics)}")
 
 
 def metrics_text(m: dict) -> str:

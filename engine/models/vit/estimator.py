@@ -150,7 +150,7 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
         n_pixels = _n_pixels(train)
 
         def make_data(dev):
-            from .data import StreamedData, fits_on_device
+            from .batches import StreamedData, fits_on_device
             if fits_on_device(train.n_rows, n_pixels, dev, self.max_resident_gb):
                 return _resident(train.read("flux"), train.read("error"), dev)
             return lambda y_z: StreamedData(train, y_z, dev, self.chunk_rows)
@@ -281,7 +281,7 @@ def _as_2d(y) -> np.ndarray:
 
 
 def _resident(flux, error, dev):
-    from .data import ResidentData
+    from .batches import ResidentData
     return lambda y_z: ResidentData(flux, error, y_z, dev)
 
 

@@ -137,14 +137,16 @@ class RayRun:
             return self.wait()
 
     def _complete(self) -> None:
-        from engine.runs.ray.ship import last_end_event, unpack_folder, write_end_event
+        from engine.run_state import TERMINAL, fold_events
+        from engine.runs.ray.ship import unpack_folder, write_end_event
         from engine.runs.worker import EXIT
 
         try:
             out = self.ray.get(self.ref)
         except Exception as exc:  # the task died or was cancelled before it could answer
             status = "cancelled" if self._cancelled else "failed"
-            if last_end_event(self.run_dir) is None:
+            if fold_events(self.run_dir / "events.jsonl", alive=False).status \
+                    not in TERMINAL:
                 first = (str(exc).strip().splitlines() or [""])[0][:300]
                 write_end_event(self.run_dir, status,
                                 f"Ray task {status}: {type(exc).__name__}: {first}".rstrip(": "))
@@ -152,8 +154,8 @@ class RayRun:
             self.storage, self.host = out.get("storage"), out.get("host")
             if out.get("tar"):
                 unpack_folder(out["tar"], self.run_dir)
-        end = last_end_event(self.run_dir) or {}
-        self.status = str(end.get("status") or "failed")
+        state = fold_events(self.run_dir / "events.jsonl", alive=False)
+        self.status = state.status if state.status in TERMINAL else "failed"
         _ingest(self.run_dir)
         _LIVE.pop(self.run_id, None)
         self.returncode = EXIT.get(self.status, 1)
@@ -187,13 +189,9 @@ def cancel_run(run_id: str, grace_s: float = GRACE_S) -> bool:
 
 def launch_spec(spec: Any, workspace: Path, executor: RayExecutor) -> RayRun:
     """Create the run folder on the driver (as the local path does) and submit it."""
-    from engine.runs.folder import create_run_folder
-    from engine.runs.provenance import provenance
-    from engine.runs.scaling import dataset_info
+    from engine.runs.executor import launch_run
 
-    run_dir = create_run_folder(workspace, spec, dataset=dataset_info(spec.dataset_path),
-                                prov=provenance())
-    return executor.launch(run_dir)
+    return launch_run(workspace, spec, executor)[1]
 
 
 def run_grid_ray(points: Sequence[Any], *, workspace: Path, options: RayOptions | None = None,
@@ -242,11 +240,9 @@ def run_grid_ray(points: Sequence[Any], *, workspace: Path, options: RayOptions 
 
 
 def _forward(tail: Any, on_event: Callable[..., None], k: int, run_id: str) -> None:
-    for ev in tail.poll():
-        name = ev.pop("event", None)
-        ev.pop("t", None)
-        if name and name not in ("heartbeat", "queued", "end"):
-            on_event(name, **{**ev, "k": k, "run_id": run_id})
+    from engine.runs.executor import forward
+
+    forward(tail.poll(), [on_event], k=k, run_id=run_id)
 
 
 def _notify(cb: Callable[[int, Any, str], None] | None, k: int, point: Any, state: str) -> None:

@@ -7,13 +7,11 @@ under <ws>/runs/<run_id>/ and ingests it there (the store stays single-writer)."
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import tarfile
 import time
 from pathlib import Path
-from typing import Any
 
 
 def pack_folder(folder: Path) -> bytes:
@@ -47,22 +45,6 @@ def unpack_folder(data: bytes, dest: Path) -> Path:
     os.replace(incoming, dest)
     shutil.rmtree(old, ignore_errors=True)
     return dest
-
-
-def last_end_event(run_dir: Path) -> dict[str, Any] | None:
-    """The `end` event of a run folder, or None when the worker never wrote one."""
-    try:
-        lines = (Path(run_dir) / "events.jsonl").read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        return None
-    for line in reversed(lines):
-        try:
-            ev = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(ev, dict) and ev.get("event") == "end":
-            return ev
-    return None
 
 
 def write_end_event(run_dir: Path, status: str, error: str | None) -> None:

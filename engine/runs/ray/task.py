@@ -13,7 +13,6 @@ when this node sees the driver's folder (same run_id and creation time in run.js
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -74,17 +73,12 @@ def _sees_driver_folder(run_dir: Path, run_id: str, created: float) -> bool:
 def _launch_worker(run_dir: Path, num_cpus: int) -> subprocess.Popen:
     """The worker in its own session (signals go to its whole group), threads capped to
     the CPUs Ray gave this task, output to stdout.log as under the local executor."""
-    from engine.paths import REPO_ROOT
+    from engine.runs.executor import spawn, worker_env
 
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    env["OMP_NUM_THREADS"] = str(max(1, int(num_cpus)))
+    env = worker_env(OMP_NUM_THREADS=str(max(1, int(num_cpus))))
     env.setdefault("RAY_ADDRESS", _cluster_address())  # data-parallel runs join this cluster
-    with open(run_dir / "stdout.log", "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "engine.runs.ray.worker", str(run_dir)],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env, preexec_fn=_die_with_parent)
+    return spawn([sys.executable, "-m", "engine.runs.ray.worker", str(run_dir)],
+                 run_dir / "stdout.log", env=env, preexec_fn=_die_with_parent)
 
 
 def _cluster_address() -> str:
@@ -111,8 +105,9 @@ def _die_with_parent() -> None:
 def _supervise(proc: subprocess.Popen, run_dir: Path, grace_s: float) -> tuple[str, int]:
     """Wait for the worker; on ray.cancel (KeyboardInterrupt) cancel it like the local
     executor does. A worker gone without an `end` event gets one written here."""
+    from engine.run_state import TERMINAL, fold_events
     from engine.runs.executor import cancel
-    from engine.runs.ray.ship import last_end_event, write_end_event
+    from engine.runs.ray.ship import write_end_event
     from engine.runs.worker import EXIT
 
     cancelled = False
@@ -123,12 +118,10 @@ def _supervise(proc: subprocess.Popen, run_dir: Path, grace_s: float) -> tuple[s
         cancelled = True
         cancel(proc, grace_s)
     rc = proc.wait()
-    end = last_end_event(run_dir)
-    if end is None:
+    status = fold_events(run_dir / "events.jsonl", alive=False).status
+    if status not in TERMINAL:
         status = "cancelled" if cancelled else "failed"
         how = f"signal {-rc}" if rc < 0 else f"exit status {rc}"
         write_end_event(run_dir, status, f"the worker process {proc.pid} ended by {how} "
                         "without an end event" + (" (cancelled)" if cancelled else ""))
-    else:
-        status = str(end.get("status") or "failed")
     return status, EXIT.get(status, 1)

@@ -1,0 +1,106 @@
+"""`logg-engine study`: the whole research programme as one resumable command.
+
+Builds the dataset, runs the scaling grid (Ridge, LightGBM, the ViT as far as the machine
+allows), the MoE oracles and gates, de-leakage, the ceiling and the template fit, then
+prints the report. Stop it anywhere (Ctrl-C, kill -9, a reboot): the same command
+continues where it stopped and never redoes a finished step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from engine.cli.app import WorkspaceOpt, app, guard
+
+
+@app.command("study")
+@guard
+def study_cmd(
+    study: str = typer.Argument("research", help="research (bosz-1m, 50k–1M), demo "
+                                "(the default data, ~10 minutes) or tiny (seconds)."),
+    max_size: Optional[str] = typer.Option(None, "--max-size", help="Cap every training "
+                                           "size (a quick pass), e.g. 100k."),
+    device: str = typer.Option("cpu", "--device", help="Device for the ViT: cpu, or cuda "
+                               "to also run the ViT sizes that wait for a GPU."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and what is "
+                                 "already done; run nothing."),
+    keep_going: bool = typer.Option(False, "--keep-going", help="Go on after a failed step."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Print the report at "
+                                "the end."),
+    workspace: Optional[Path] = WorkspaceOpt,
+) -> None:
+    """Run (or continue) a whole study and print its report."""
+    from dataclasses import replace
+
+    from engine.io.dataset import parse_size
+    from engine.paths import workspace as resolve_ws
+    from engine.study.plan import get_study, plan_steps
+    from engine.study.state import StudyState, study_folder
+
+    ws = resolve_ws(workspace)
+    cfg = get_study(study)
+    cfg = replace(cfg, device=device).capped(parse_size(max_size) if max_size else None)
+    steps = plan_steps(cfg, gpu=device == "cuda")
+    folder = study_folder(ws, cfg.folder_name)
+    if dry_run:
+        _print_plan(steps, StudyState.load(folder))
+        return
+    outcomes = _run_with_progress(steps, ws, folder, keep_going)
+    _print_times(outcomes)
+    if report:
+        from engine.report.document import build_report
+
+        text = build_report(ws, cfg.dataset)
+        (folder / "report.md").write_text(text)
+        typer.echo(text)
+
+
+def _print_plan(steps: list, state: Any) -> None:
+    for k, s in enumerate(steps, 1):
+        mark = ("listed: " + s.skip_reason if s.skip_reason
+                else "done" if state.done(s.key, s.digest) else "to do")
+        typer.echo(f"{k:2d}. {s.title:<36} [{mark}]  logg-engine {' '.join(s.argv)}")
+
+
+def _run_with_progress(steps: list, ws: Path, folder: Path, keep_going: bool) -> list:
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+
+    from engine.study.runner import run_study
+
+    progress = Progress(TextColumn("[bold]study"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                        TextColumn("left ~{task.fields[left]}"))
+    with progress:
+        task = progress.add_task("study", total=len(steps), info="", left="?")
+
+        def on_event(event: str, **f: Any) -> None:
+            if event == "progress":
+                progress.update(task, completed=f.get("done", 0), info=f.get("current", ""),
+                                left=_hms(f.get("left_s")))
+
+        def on_step(k: int, step: Any, state: str) -> None:
+            if state != "running":
+                progress.console.print(f"[{k + 1}/{len(steps)}] {step.title}: {state}",
+                                       highlight=False)
+            else:
+                progress.console.print(f"[{k + 1}/{len(steps)}] {step.title}: running  "
+                                       f"(logg-engine {' '.join(step.argv)})", highlight=False)
+
+        return run_study(steps, workspace=ws, folder=folder, callbacks=[on_event],
+                         on_step=on_step, keep_going=keep_going)
+
+
+def _print_times(outcomes: list) -> None:
+    ran = [o for o in outcomes if o.status in ("finished", "failed")]
+    if ran:
+        typer.echo("step times: " + ", ".join(f"{o.step.key} {_hms(o.seconds)}" for o in ran))
+
+
+def _hms(s: Any) -> str:
+    if s is None:
+        return "?"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

@@ -1,0 +1,121 @@
+"""`logg-engine study`: the plan, and a real tiny study that resumes and never repeats."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from engine.study.plan import GPU_ONLY, get_study, plan_steps, size_arg
+from engine.study.runner import time_left
+from engine.study.state import StudyState
+
+
+def test_plan_caps_sizes_and_builds_a_separate_dataset_for_a_quick_pass():
+    full = get_study("research")
+    quick = full.capped(100_000)
+    assert quick.sizes == (50_000, 100_000)
+    assert quick.dataset == "bosz-1m-100k" and quick.folder_name == "research-100k"
+    assert quick.moe_size == 100_000 and quick.vit_gpu_sizes == ()
+    steps = {s.key: s for s in plan_steps(full)}
+    assert steps["vit-1M"].skip_reason == GPU_ONLY and steps["vit-50k"].skip_reason is None
+    assert plan_steps(full, gpu=True)[0].argv == steps["data"].argv
+    assert {s.key for s in plan_steps(full, gpu=True) if s.skip_reason} == set()
+    assert steps["ridge-1M"].argv[-2:] == ("--sizes", "1M")
+    # a cap at or above the preset keeps the dataset (and the study folder) as they are
+    assert get_study("demo").capped(30_000).dataset == "default"
+
+
+def test_size_arg_round_trips_through_the_cli_parser():
+    from engine.io.dataset import parse_size
+
+    for n in (500, 2000, 50_000, 1_000_000, 1500):
+        assert parse_size(size_arg(n)) == n
+
+
+def test_time_left_rescales_the_plan_by_measured_durations(tmp_path):
+    steps = plan_steps(get_study("tiny"))
+    state = StudyState(tmp_path)
+    first = steps[0]
+    state.record(first.key, first.digest, "finished", 2 * first.cost_s, 0)
+    rest = steps[1:]
+    assert time_left(steps, state, rest) == pytest.approx(2 * sum(s.cost_s for s in rest))
+
+
+def test_a_changed_command_reruns_its_step(tmp_path):
+    step = plan_steps(get_study("tiny"))[1]
+    state = StudyState(tmp_path)
+    state.record(step.key, step.digest, "finished", 1.0, 0)
+    assert StudyState.load(tmp_path).done(step.key, step.digest)
+    assert not StudyState.load(tmp_path).done(step.key, "0" * 12)
+
+
+def _study(ws: Path, *extra: str, wait: bool = True):
+    cmd = [sys.executable, "-m", "engine.cli", "study", "tiny", "--no-report",
+           "--workspace", str(ws), *extra]
+    if not wait:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
+def _counts(ws: Path) -> tuple[int, int, list]:
+    con = duckdb.connect(str(ws / "results.duckdb"), read_only=True)
+    try:
+        runs = con.execute("SELECT model, train_size, count(*) FROM runs WHERE status = "
+                           "'finished' GROUP BY ALL ORDER BY ALL").fetchall()
+        n_an = con.execute("SELECT count(*) FROM analyses").fetchone()[0]
+    finally:
+        con.close()
+    return sum(r[2] for r in runs), n_an, runs
+
+
+def test_tiny_study_runs_every_step_then_a_second_study_adds_nothing(tmp_path):
+    ws = tmp_path / "ws"
+    first = _study(ws)
+    assert first.returncode == 0, first.stdout + first.stderr
+    state = json.loads((ws / "studies" / "tiny" / "state.json").read_text())["steps"]
+    keys = [s.key for s in plan_steps(get_study("tiny")) if not s.skip_reason]
+    assert sorted(state) == sorted(keys)
+    assert all(v["status"] == "finished" for v in state.values())
+    n_runs, n_an, runs = _counts(ws)
+    # ridge and lgbm at 500 and 1000, the ViT at 500: one finished run each
+    assert [(m, n, c) for m, n, c in runs] == [("lgbm", 500, 1), ("lgbm", 1000, 1),
+                                               ("ridge", 500, 1), ("ridge", 1000, 1),
+                                               ("vit", 500, 1)]
+    assert n_an == 5  # 2 oracles, 1 gate, de-leakage, ceiling
+    second = _study(ws)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "running" not in second.stdout
+    assert second.stdout.count(": skipped") == len(keys)
+    assert "vit (vit-cpu) at 1000: listed" in second.stdout  # the GPU size is listed
+    assert _counts(ws)[:2] == (n_runs, n_an)
+    events = [json.loads(line) for line in
+              (ws / "studies" / "tiny" / "events.jsonl").read_text().splitlines()]
+    assert [e["status"] for e in events if e["event"] == "end"] == ["finished", "finished"]
+
+
+@pytest.mark.slow
+def test_a_study_killed_mid_step_continues_and_never_repeats_a_finished_run(tmp_path):
+    ws = tmp_path / "ws"
+    proc = _study(ws, wait=False)
+    state_path = ws / "studies" / "tiny" / "state.json"
+    deadline = time.time() + 600
+    while time.time() < deadline:  # kill -9 once two steps (data, ridge 500) are done
+        if state_path.exists() and len(json.loads(state_path.read_text())["steps"]) >= 2:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(3)  # the orphaned step got SIGINT (PDEATHSIG) and cancels its run
+    again = _study(ws)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count(": skipped") >= 2
+    _, _, runs = _counts(ws)
+    assert all(c == 1 for _, _, c in runs), runs
