@@ -16,7 +16,6 @@ Writes bench/results/vit_throughput.json (and .md).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -31,6 +30,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.atomic import write_json, write_text  # noqa: E402
+from engine.eval.metrics import r2  # noqa: E402
 from engine.models.vit.estimator import SpecViTRegressor  # noqa: E402
 from engine.models.vit.model import SpecViT, ViTConfig  # noqa: E402
 from engine.models.vit.presets import VIT_PRESETS  # noqa: E402
@@ -213,7 +214,7 @@ def race_research(cfg, data, device, batch, budget_s, lr, epochs_hint):
     with torch.no_grad():
         p = torch.cat([model(torch.as_tensor(Xte[i:i + 512]).to(device)).float().cpu()
                        for i in range(0, len(Xte), 512)]).view(-1).numpy() * sd + mu
-    return _r2(yte, p), steps
+    return r2(yte, p), steps
 
 
 def race_logg(preset, data, device, batch, budget_s, lr, epochs_hint):
@@ -223,11 +224,7 @@ def race_logg(preset, data, device, batch, budget_s, lr, epochs_hint):
     t0 = time.perf_counter()
     est = SpecViTRegressor(**params).fit(
         flux, y, error=error, should_stop=lambda: time.perf_counter() - t0 >= budget_s)
-    return _r2(yte, est.predict(Xte)), len(est.history_)
-
-
-def _r2(y, p) -> float:
-    return float(1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+    return r2(yte, est.predict(Xte)), len(est.history_)
 
 
 # ------------------------------------------------------------------ main
@@ -292,9 +289,7 @@ def main() -> None:
 
 def _write(results: dict) -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(OUT.with_suffix(".json"))
+    write_json(OUT.with_suffix(".json"), results, safe=False)
     lines = [f"# ViT throughput ({results['device']}, torch {results['torch']}, "
              f"{results['threads']} threads{', ' + results['gpu'] if results['gpu'] else ''})",
              "", "| preset | batch | research samples/s | logg samples/s | ratio |",
@@ -306,9 +301,7 @@ def _write(results: dict) -> None:
         lines += ["", f"R² within {r['budget_s']:.0f} s ({r['preset']}, {r['n_train']} toy "
                   f"spectra, {r['n_test']} frozen-noise test): research {r['research_r2']:.3f}"
                   f" vs logg {r['logg_r2']:.3f}"]
-    md = OUT.with_suffix(".md.tmp")
-    md.write_text("\n".join(lines) + "\n")
-    md.replace(OUT.with_suffix(".md"))
+    write_text(OUT.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Steps (why each): keep 7080–8870 Å (the MR window plus LSF margin) and the sp
 one-layer model has partition data for (engine/generator/species.py); convert air → vacuum;
 rank lines by their largest peak line/continuum opacity ratio η0 over corner models of the
 parameter box (the lines that can show up anywhere); keep the top N (1000 by default,
-GENERATOR.md §2.5); and store a per-line half-width beyond which η < 2e-3 (depth < 1e-3)
+docs/generator.md); and store a per-line half-width beyond which η < 2e-3 (depth < 1e-3)
 everywhere in the box, which fixes the synthesis windows.
 
 Ranking and windows use the *uncalibrated* strengths (no astrophysical log gf offsets,

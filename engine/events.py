@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.atomic import json_safe
+from engine.jsonsafe import json_safe
 
 
 class Callback(Protocol):

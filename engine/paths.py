@@ -1,4 +1,4 @@
-"""Where things live: the shipped reference data and the user's workspace."""
+"""Where things live: the repository root and the user's workspace."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = REPO_ROOT / "data"  # small reference files shipped with the engine
 
 
 def workspace(path: str | Path | None = None) -> Path:

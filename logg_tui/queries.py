@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import StoreError
+from engine.jsonsafe import plain
 from engine.paths import runs_dir, store_path
 
 if TYPE_CHECKING:  # pandas is imported lazily: the first screen does not need it
@@ -167,7 +168,7 @@ def run_detail(ws: Path, run_id: str, sample_rows: int = 2000) -> RunDetail:
                 [run_id]).df()
     except StoreError as exc:
         raise StoreBusy(exc.message) from exc
-    row = {k: _py(v) for k, v in run.iloc[0].items()}
+    row = {k: plain(v) for k, v in run.iloc[0].items()}
     try:
         spec = json.loads(row.get("spec") or "{}")
     except (TypeError, ValueError):
@@ -218,7 +219,7 @@ def _config_diff(runs: pd.DataFrame, params: pd.DataFrame, ids: list[str]) -> pd
 
     cfg: dict[str, dict[str, Any]] = {i: {} for i in ids}
     for _, r in runs.iterrows():
-        cfg[r["run_id"]].update({k: _py(r[k]) for k in runs.columns if k != "run_id"})
+        cfg[r["run_id"]].update({k: plain(r[k]) for k in runs.columns if k != "run_id"})
     for _, p in params.iterrows():
         cfg[p["run_id"]][f"param.{p['key']}"] = param_value(p)
     keys = sorted({k for c in cfg.values() for k in c})
@@ -302,8 +303,8 @@ def r2_vs_snr(ws: Path, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]
 
 def moe_tables(ws: Path) -> dict[str, pd.DataFrame]:
     """The latest MoE oracle (per bin), gate (R² per bin, one column per gate/routing,
-    as the research's table) and de-leakage analyses, from the analysis views; the
-    schema's moe_experts table when an older writer filled it. Empty frames when absent."""
+    as the research's table) and de-leakage analyses, from the analysis views. Empty frames
+    when absent."""
     import pandas as pd
 
     out = {"oracle": pd.DataFrame(), "moe_gate": pd.DataFrame(), "deleakage": pd.DataFrame()}
@@ -335,11 +336,6 @@ def moe_tables(ws: Path) -> dict[str, pd.DataFrame]:
             FROM deleakage WHERE analysis_id = (
                 SELECT analysis_id FROM analyses WHERE kind = 'deleakage'
                 ORDER BY created DESC NULLS LAST LIMIT 1) ORDER BY strategy""")
-    if out["oracle"].empty:
-        out["oracle"] = query(ws, """
-            SELECT run_id, scheme, expert, label, n_test, r2 AS r2_oracle, r2_global,
-                   r2 - r2_global AS delta_r2, mae
-            FROM moe_experts ORDER BY run_id, scheme, expert""")
     return out
 
 
@@ -380,14 +376,6 @@ def tail(path: Path, n_lines: int = 200, max_bytes: int = 256_000) -> list[str]:
     return lines[-n_lines:]
 
 
-def _py(v: Any) -> Any:
-    """numpy / pandas scalars → plain Python (NaN/NaT → None)."""
-    if v is None or type(v).__name__ == "NaTType" or (isinstance(v, float) and v != v):
-        return None
-    if hasattr(v, "item") and not hasattr(v, "to_pydatetime"):
-        v = v.item()
-        return None if isinstance(v, float) and v != v else v
-    return v
 
 
 def _fmt(v: Any) -> str:

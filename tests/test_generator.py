@@ -44,7 +44,7 @@ def test_forward_shapes_finite_and_median(model):
 
 
 def test_gravity_sensitive_neutral_lines_stronger_in_dwarfs(model):
-    # same T_eff and abundances, dwarf vs giant (GENERATOR.md §1.1: W ∝ g^{1/3})
+    # same T_eff and abundances, dwarf vs giant (W ∝ g^{1/3}: pressure-broadened wings)
     pairs = [[4500, 4.6, 0, 0, 0], [4500, 2.5, 0, 0, 0], [3800, 4.7, 0, 0, 0], [3800, 1.2, 0, 0, 0]]
     r, lam = _residual(model, pairs)
     na = _ew(r, lam, 8172, 8205)     # Na I 8185.5 + 8197.1 (vacuum)

@@ -1,37 +1,59 @@
-"""Calibration code: the streamed eigen-Ridge equals sklearn's StandardScaler + Ridge, and
-`calibrate` returns every figure with its research target on the tiny dataset."""
+"""Calibration code: the Ridge learnability figure (StreamingRidge) equals sklearn's
+StandardScaler + Ridge and the old calibration Ridge, and `calibrate` returns every figure
+with its research target on the tiny dataset."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 
-from engine.generator.calibrate import StandardRidge, calibrate
+from engine.generator.calibrate import calibrate
 
 
-def test_standard_ridge_equals_sklearn():
+# The previous calibration Ridge (a second eigen-Ridge with a float32 Gram matrix) gave
+# these on make_fake_dataset(seed=3): (train rows, R², α). StreamingRidge is exact in
+# float64; the old float32 accumulation was off by < 1e-4.
+OLD_RIDGE_FIGURES = ((None, 0.9593048371615968, 316.0), (100, 0.9388878288445953, 31.6))
+
+
+def test_ridge_figure_is_streaming_ridge_and_unchanged(tmp_path):
+    """The learnability figure: α chosen on val from the grid, R² on the frozen test set —
+    equal to sklearn's StandardScaler + Ridge at every step (primal and n < p dual path)
+    and to the number the old calibration Ridge printed."""
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((400, 30)).astype(np.float32) * rng.uniform(0.1, 5, 30).astype(np.float32)
-    y = x @ rng.standard_normal(30) + rng.standard_normal(400)
-    xt = rng.standard_normal((50, 30)).astype(np.float32)
-    chunks = [(x[:150], y[:150]), (x[150:], y[150:])]
-    ours = StandardRidge()
-    ours._accumulate(iter(chunks))
-    for alpha in (0.1, 10.0, 1000.0):
-        ours.set_alpha(alpha)
-        ref = make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(x.astype(np.float64), y)
-        np.testing.assert_allclose(ours.predict(xt), ref.predict(xt.astype(np.float64)),
-                                   rtol=1e-4, atol=1e-4)
+
+    from engine.eval.metrics import r2
+    from engine.io.dataset import Dataset
+    from engine.models.base import NoisySplitSource
+    from engine.models.ridge_calibration import CALIBRATION_ALPHAS, ridge_figure
+    from fakes import make_fake_dataset
+
+    root = make_fake_dataset(tmp_path / "fake", seed=3)
+    with Dataset(root) as ds:
+        val, test = ds.split("val"), ds.split("test")
+        xv, yv = val.noisy(1.0, seed=1).astype(np.float64), val.params["log_g"].to_numpy()
+        xt, yt = test.noisy(1.0).astype(np.float64), test.params["log_g"].to_numpy()
+        for rows, old_r2, old_alpha in OLD_RIDGE_FIGURES:
+            fig = ridge_figure(ds, rows, seed=0)[0]
+            src = NoisySplitSource(ds.train(rows) if rows else ds.train(), 1.0, 0)
+            x, y = np.concatenate(list(src.chunks(4096))).astype(np.float64), src.labels()
+            fits = [make_pipeline(StandardScaler(), Ridge(alpha=a)).fit(x, y)
+                    for a in CALIBRATION_ALPHAS]
+            best = int(np.argmax([r2(yv, m.predict(xv)) for m in fits]))
+            assert f"α={CALIBRATION_ALPHAS[best]:.3g}," in fig.note
+            assert fig.value == pytest.approx(r2(yt, fits[best].predict(xt)), abs=1e-9)
+            assert f"α={old_alpha:.3g}," in fig.note
+            assert fig.value == pytest.approx(old_r2, abs=1e-4)
 
 
 def test_calibrate_reports_every_figure(tiny_dataset):
     from engine.io.dataset import Dataset
     with Dataset(tiny_dataset) as ds:
-        figs = calibrate(ds, per_mag_n=2, ridge=False)
+        figs = calibrate(ds, per_mag_n=2)
     names = [f.name for f in figs]
     assert sum("L2-SNR fraction" in n for n in names) == 4
     fr = [f.value for f in figs if "L2-SNR fraction" in f.name]

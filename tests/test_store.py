@@ -21,7 +21,7 @@ from engine.store.ingest import ingest_all, ingest_run
 from engine.store.read import connect_ro, find_finished_run, scaling_table
 
 TABLES = ("schema_meta", "datasets", "runs", "run_params", "metric_history", "run_metrics",
-          "bin_metrics", "predictions", "moe_experts", "analyses", "analysis_rows", "run_facts")
+          "bin_metrics", "predictions", "analyses", "analysis_rows", "run_facts")
 
 
 def snapshot(ws) -> dict[str, list]:
@@ -49,9 +49,10 @@ def test_fresh_store_has_the_schema_and_its_version(_isolated_workspace):
                                            "information_schema.tables").fetchall()}
     # base schema (1) then every migration, in order
     assert versions == [1, *(n for n, _ in C.migrations())]
-    assert versions[-1] == C.schema_version() == max(n for n, _ in C.migrations()) == 3
+    assert versions[-1] == C.schema_version() == max(n for n, _ in C.migrations()) == 4
     assert set(TABLES) | {"leaderboard", "scaling_curve", "r2_vs_snr", "bin_table"} <= names
-    assert not list(ws.glob(".results.duckdb.tmp*"))  # built aside, renamed into place
+    assert "moe_experts" not in names  # never written; dropped by migration 004
+    assert not list(ws.glob(".results.duckdb.*"))  # built aside, renamed into place
 
 
 def test_ingest_stores_the_run_folder_values(_isolated_workspace):

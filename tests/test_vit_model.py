@@ -52,7 +52,7 @@ def test_vit_paper_parameter_count_matches_research_minus_pooler():
     n = count_parameters(SpecViT(cfg))
     pooler = 256 * 256 + 256
     assert n == 4_809_729
-    assert n + pooler == 4_875_521          # ORIGINAL_SYSTEM.md §3.3.1
+    assert n + pooler == 4_875_521          # docs/vit.md, Presets
 
 
 def test_attention_equals_manual_softmax_attention():

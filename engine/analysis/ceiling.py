@@ -1,4 +1,4 @@
-"""The physical ceiling (ORIGINAL_SYSTEM.md §6): R²_max from per-spectrum CRLBs.
+"""The physical ceiling (docs/analyses.md, `ceiling`): R²_max from per-spectrum CRLBs.
 
 Per bin of spectra with marginal CRLBs c_i (dex²) and a label variance Var:
   * `r2_max_pop`    = 1 − mean(min(c_i, Var))/Var, Var = the whole test split's label

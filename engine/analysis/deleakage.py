@@ -1,4 +1,4 @@
-"""The error-vector de-leakage study (ORIGINAL_SYSTEM.md §5).
+"""The error-vector de-leakage study (docs/analyses.md, `deleakage`).
 
 Question: can a representation of the per-pixel `error` vector tell a gate the
 observation quality (SNR) without telling it log g? For each strategy the same model —

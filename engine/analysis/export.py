@@ -1,19 +1,19 @@
-"""`logg-engine export research DIR`: the research's result files (seed §5 paths),
+"""`logg-engine export research DIR`: the research's result files (paths in docs/analyses.md),
 written from the store so a reader of the original reports finds the same files.
 
 Each file comes from the LATEST analysis of its kind (by `created`) or from the store's
-run views; a file whose source is empty is skipped and reported. CSVs are written to a
-temporary name and renamed. Columns are documented in docs/analyses.md."""
+run views; a file whose source is empty is skipped and reported. Files are written
+atomically (engine.atomic). Columns are documented in docs/analyses.md."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from engine.analysis.record import clean
+from engine.atomic import write_csv, write_text
+from engine.jsonsafe import json_safe
 
 _LATEST = ("SELECT analysis_id FROM analyses WHERE kind = ? {extra} "
            "ORDER BY created DESC, analysis_id DESC LIMIT 1")
@@ -27,19 +27,11 @@ def _latest(ws: Path, kind: str, where: str = "", params: list | None = None) ->
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return write_csv(path, df)
 
 
 def _write_json(doc, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(clean(doc), indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, json.dumps(json_safe(doc), indent=2, default=str) + "\n")
 
 
 # finished runs of one model from the leaderboard (best run per point first), with the

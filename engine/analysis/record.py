@@ -4,7 +4,7 @@ An analysis result is a list of records (dicts). Each record becomes long rows
 (key, metric, value, lo, hi, extra): every numeric field is one metric row, a field
 `<name>_ci` = (lo, hi) gives that metric's interval, and every non-numeric field (section,
 label, strategy, ...) goes, with the integer fields, into `extra` (JSON) so the store's
-views can pivot them back. The folder is written under a temporary name and renamed, so a
+views can pivot them back. The folder is written atomically (engine.atomic.atomic_dir), so a
 reader never sees half of it; re-writing the same analysis_id replaces it."""
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from engine.atomic import atomic_dir
+from engine.jsonsafe import json_safe
 
 ROW_COLUMNS = ("row_idx", "key", "metric", "value", "lo", "hi", "extra")
 DESCRIPTIVE = ("section", "bin", "label", "subset", "strategy", "scheme", "run_id",
@@ -42,7 +43,7 @@ class AnalysisResult:
     @property
     def analysis_id(self) -> str:
         """kind + hash of the parameters: rerunning the same analysis replaces it."""
-        blob = json.dumps(clean(self.params), sort_keys=True, default=str)
+        blob = json.dumps(json_safe(self.params), sort_keys=True, default=str)
         return f"{self.kind}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
@@ -62,10 +63,10 @@ def long_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for rec in records:
         key = record_key(rec)
-        extra = {k: _plain(v) for k, v in rec.items()
+        extra = {k: json_safe(v) for k, v in rec.items()
                  if k in DESCRIPTIVE or (not _is_number(v) and not k.endswith("_ci")
                                          and k != "key")}
-        extra_json = json.dumps(clean(extra), default=str)
+        extra_json = json.dumps(extra, default=str)
         for name, value in rec.items():
             if name in DESCRIPTIVE or name == "key" or name.endswith("_ci") \
                     or not _is_number(value):
@@ -82,44 +83,19 @@ def write_analysis(workspace: Path, result: AnalysisResult) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    root = Path(workspace) / "analyses"
-    final = root / result.analysis_id
-    tmp = root / f".{result.analysis_id}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    final = Path(workspace) / "analyses" / result.analysis_id
     doc = {"analysis_id": result.analysis_id, "kind": result.kind, "run_id": result.run_id,
            "params": result.params, "summary": result.summary, "created": result.created}
-    (tmp / "analysis.json").write_text(json.dumps(clean(doc), indent=2, default=str) + "\n")
     rows = long_rows(result.records)
     types = {"row_idx": pa.int32(), "key": pa.string(), "metric": pa.string(),
              "value": pa.float64(), "lo": pa.float64(), "hi": pa.float64(),
              "extra": pa.string()}
     table = pa.table({c: pa.array([r[c] for r in rows], type=types[c]) for c in ROW_COLUMNS})
-    pq.write_table(table, tmp / "rows.parquet")
-    old = root / f".{result.analysis_id}.old-{os.getpid()}"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(final) as tmp:
+        (tmp / "analysis.json").write_text(json.dumps(json_safe(doc), indent=2, default=str)
+                                           + "\n")
+        pq.write_table(table, tmp / "rows.parquet")
     return final
-
-
-def clean(obj: Any) -> Any:
-    """JSON-safe copy: numpy → Python, NaN/inf → None, tuples → lists."""
-    if isinstance(obj, dict):
-        return {str(k): clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return clean(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    return obj
 
 
 def _is_number(v: Any) -> bool:
@@ -135,7 +111,3 @@ def _num(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
-
-
-def _plain(v: Any) -> Any:
-    return clean(v)

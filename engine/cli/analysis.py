@@ -39,7 +39,8 @@ def _ws(workspace):
 
 def _record_and_show(ws: Path, result, views: list[tuple[str, str]], as_json: bool) -> str:
     """Write + ingest the analysis, then print each view's rows for it; its id."""
-    from engine.analysis.record import clean, write_analysis
+    from engine.analysis.record import write_analysis
+    from engine.jsonsafe import json_safe
     from engine.store.ingest_analysis import ingest_analysis
     from engine.store.read import query_df
 
@@ -52,7 +53,7 @@ def _record_and_show(ws: Path, result, views: list[tuple[str, str]], as_json: bo
         out = {"analysis_id": aid, "kind": result.kind, "params": result.params,
                "summary": result.summary,
                **{t: df.to_dict(orient="records") for t, df in frames.items()}}
-        typer.echo(json.dumps(clean(out), indent=2, default=str))
+        typer.echo(json.dumps(json_safe(out), indent=2, default=str))
         return aid
     for title, df in frames.items():
         _table(df.drop(columns=[c for c in ("analysis_id",) if c in df.columns]),
@@ -254,7 +255,7 @@ app.add_typer(export_app, name="export")
 @guard
 def export_research_cmd(out: Path = typer.Argument(..., help="Folder to write results/ into."),
                         as_json: bool = JsonOpt, workspace: Path = WorkspaceOpt) -> None:
-    """Write the research's result files (seed §5 paths) from the store."""
+    """Write the research's result files (docs/analyses.md) from the store."""
     from engine.analysis.export import export_research
 
     done = export_research(_ws(workspace), out)

@@ -70,8 +70,17 @@ def calibrate_cmd(
         raise SpecError("--per-mag-n must be ≥ 2", key="per-mag-n")
     rows = parse_size(ridge_rows) if ridge_rows else None
     ds = resolve_dataset(dataset, resolve_ws(workspace))
+
+    def figures(callbacks=None) -> list:
+        figs = calibrate(ds, per_mag_n=per_mag_n, seed=seed, callbacks=callbacks)
+        if ridge:
+            from engine.models.ridge_calibration import ridge_figure
+
+            figs += ridge_figure(ds, rows, seed, callbacks)
+        return figs
+
     if as_json:
-        figs = calibrate(ds, per_mag_n=per_mag_n, ridge=ridge, ridge_rows=rows, seed=seed)
+        figs = figures()
         typer.echo(json.dumps({"dataset": str(ds.root), "figures": [f.to_dict() for f in figs]},
                               indent=2))
         return
@@ -80,8 +89,7 @@ def calibrate_cmd(
 
     from engine.cli.progress import RichProgress
     with RichProgress("calibrate", transient=True) as cb:
-        figs = calibrate(ds, per_mag_n=per_mag_n, ridge=ridge, ridge_rows=rows, seed=seed,
-                         callbacks=[cb])
+        figs = figures([cb])
     table = Table(title=f"calibration of {ds.name}")
     for col in ("figure", "value", "target", "ok", "note"):
         table.add_column(col)

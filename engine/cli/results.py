@@ -28,9 +28,9 @@ def _emit_frame(df, as_json: bool, as_csv: bool, title: str | None = None) -> No
     if as_json and as_csv:
         raise typer.BadParameter("choose one of --json and --csv")
     if as_json:
-        from engine.store.runinfo import _clean
+        from engine.jsonsafe import json_safe
 
-        typer.echo(json.dumps(_clean(df.to_dict(orient="records")), indent=2, default=str))
+        typer.echo(json.dumps(json_safe(df.to_dict(orient="records")), indent=2, default=str))
     elif as_csv:
         typer.echo(df.to_csv(index=False), nl=False)
     else:
@@ -220,10 +220,7 @@ def report_cmd(
     if out is None:
         typer.echo(text, nl=False)
         return
-    import os
+    from engine.atomic import write_text
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+    write_text(out, text)
     typer.echo(f"wrote {out}")

@@ -9,7 +9,8 @@ Edge convention (documented in docs/sql.md, tested at the exact edges):
     overall metrics but in no bin. For `teff_mh` the covered rows form the `covered` subset.
 
 Why fixed edges rather than quantiles: bins must mean the same thing across runs, test sets
-and reports (ORIGINAL_SYSTEM.md §2.3, §9.2 item 10)."""
+and reports (docs/dev-contracts.md, research pitfall 5;
+docs/sql.md, Bin schemes)."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ SCHEME_NAMES = tuple(s.name for s in INTERVAL_SCHEMES) + ("teff_mh",)
 
 
 def assign_teff_mh(teff: np.ndarray, mh: np.ndarray) -> np.ndarray:
-    """The 9-bin Teff×[M/H] index 3·t + m (ORIGINAL_SYSTEM.md §4.2), −1 = uncovered."""
+    """The 9-bin Teff×[M/H] index 3·t + m (docs/sql.md, Bin schemes), −1 = uncovered."""
     t = assign_intervals(teff, TEFF_EDGES)
     m = assign_intervals(mh, MH_EDGES)
     return np.where((t >= 0) & (m >= 0), 3 * t + m, -1).astype(np.int64)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.eval.metrics import r2_along
+
 _BLOCK_CELLS = 4_000_000  # resample indices held at once (≈32 MB of int64)
 
 
@@ -29,12 +31,8 @@ def resampled_r2_mae(y: np.ndarray, yhat: np.ndarray, *, n_boot: int = 200,
         stop = min(n_boot, start + block)
         idx = rng.integers(0, n, size=(stop - start, n))
         yb, pb = y[idx], yhat[idx]
-        res = pb - yb
-        ss_res = np.sum(res * res, axis=1)
-        ss_tot = np.sum((yb - yb.mean(axis=1, keepdims=True)) ** 2, axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2s[start:stop] = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
-        maes[start:stop] = np.mean(np.abs(res), axis=1)
+        r2s[start:stop] = r2_along(yb, pb, axis=1)
+        maes[start:stop] = np.mean(np.abs(pb - yb), axis=1)
     return r2s, maes
 
 

@@ -1,4 +1,4 @@
-"""Point metrics of a log g regressor, in dex (ORIGINAL_SYSTEM.md §7.1).
+"""Point metrics of a log g regressor, in dex (docs/sql.md, Metrics).
 
 Why hand-written numpy instead of sklearn: the bootstrap calls these thousands of times on
 resampled index arrays, and the store must not depend on sklearn's edge-case choices. Tests
@@ -14,14 +14,19 @@ NAN = float("nan")
 def r2(y: np.ndarray, yhat: np.ndarray) -> float:
     """Coefficient of determination 1 − SS_res/SS_tot; NaN when fewer than 2 rows or
     the labels are constant (R² is undefined there, not 0 or 1)."""
+    return NAN if np.size(y) < 2 else float(r2_along(y, yhat))
+
+
+def r2_along(y: np.ndarray, yhat: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """R² along `axis` (None: over all values) — the one R² of the engine, also for
+    many sets at once: bootstrap resamples (rows of a 2-D array, axis=1) or the targets
+    of a multi-output model (axis=0). NaN where the labels are constant."""
     y = np.asarray(y, dtype=np.float64)
     yhat = np.asarray(yhat, dtype=np.float64)
-    if y.size < 2:
-        return NAN
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    if ss_tot <= 0.0:
-        return NAN
-    return 1.0 - float(np.sum((y - yhat) ** 2)) / ss_tot
+    ss_res = np.sum((y - yhat) ** 2, axis=axis)
+    ss_tot = np.sum((y - y.mean(axis=axis, keepdims=True)) ** 2, axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, NAN)
 
 
 def mae(y: np.ndarray, yhat: np.ndarray) -> float:
@@ -55,7 +60,7 @@ def slope(y: np.ndarray, yhat: np.ndarray) -> float:
 
 
 def point_metrics(y: np.ndarray, yhat: np.ndarray) -> dict[str, float]:
-    """Every point metric of §7.1 at once, keyed by the names the store uses."""
+    """Every point metric (docs/sql.md, Metrics) at once, keyed by the names the store uses."""
     return {
         "n": int(len(y)),
         "r2": r2(y, yhat),

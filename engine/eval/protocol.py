@@ -2,7 +2,8 @@
 
 `evaluate(...)` turns test-split predictions (dex) plus their meta columns into an
 `Evaluation`; `Evaluation.to_json()` is exactly what a run writes to metrics.json and what
-the store ingests. Nothing else computes headline metrics (ORIGINAL_SYSTEM.md §9.2 item 1)."""
+the store ingests. Nothing else computes headline metrics (docs/dev-contracts.md,
+research pitfall 1)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from engine.eval import bins as B
 from engine.eval.bootstrap import bootstrap_ci
 from engine.eval.r2max import efficiency, label_variance, r2_max
 from engine.eval.metrics import point_metrics
+from engine.jsonsafe import json_safe
 
 PROTOCOL_VERSION = 1
 EDGE_CONVENTION = ("[lo,hi) with the last bin of each axis closed [lo,hi]; "
@@ -40,8 +42,8 @@ class Evaluation:
 
     def to_json(self) -> dict[str, Any]:
         """metrics.json content: plain JSON (NaN → null)."""
-        return _clean({"overall": self.overall, "bins": self.bins, "extra": self.extra,
-                       "eval_key": self.eval_key})
+        return json_safe({"overall": self.overall, "bins": self.bins, "extra": self.extra,
+                          "eval_key": self.eval_key})
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Evaluation":
@@ -155,20 +157,6 @@ def _column(meta: pd.DataFrame, name: str) -> np.ndarray | None:
 
 def _finite_or_none(x: Any) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
-
-
-def _clean(obj: Any) -> Any:
-    """JSON-safe copy: numpy scalars → Python, NaN/inf → None."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    return obj
 
 
 def _f(x: Any, fmt: str = ".4f") -> str:

@@ -1,4 +1,5 @@
-"""Fisher-ceiling summaries of a set of test spectra (ORIGINAL_SYSTEM.md §6.2, §7.1).
+"""Fisher-ceiling summaries of a set of test spectra (docs/sql.md, Metrics;
+docs/analyses.md, `ceiling`).
 
 R²_max of a bin = 1 − mean_i(min(CRLB_i, Var)) / Var, where Var is the label variance
 within the bin (`r2_max`) or over the whole test split (`r2_max_pop`). Why the min: an

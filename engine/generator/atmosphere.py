@@ -1,4 +1,4 @@
-"""The representative line-forming layer (GENERATOR.md §2.3): MARCS-anchored power laws
+"""The representative line-forming layer (docs/generator.md): MARCS-anchored power laws
 for the layer temperature T_L and the gas and electron pressures at log τ₅₀₀₀ = −1.
 
 Why one layer: it keeps the model closed-form and smooth (so autograd gives the exact

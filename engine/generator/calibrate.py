@@ -1,5 +1,5 @@
 """Calibration figures of a generated dataset against the research targets
-(GENERATOR.md §2.13, ORIGINAL_SYSTEM.md §2.3 and §6.3): each figure is returned beside its
+(docs/generator.md, Calibration): each figure is returned beside its
 target so `logg-engine data calibrate` can print one table.
 
 * SNR: L2-SNR bin fractions (train split), pixel-mean SNR (a row sample), the `snr`
@@ -8,8 +8,8 @@ target so `logg-engine data calibrate` can print one table.
   SNR, median CRLB σ(log g) marginalised over T_eff and [M/H] (3-D: α, C known), the 5-D
   R²_max median with Var = 1.6667, and the Schur ratios. One Jacobian per θ serves every
   magnitude (J does not depend on the noise).
-* Learnability: Ridge (standardised features, α chosen on the val split) trained on the
-  train split at noise 1.0, scored on the test split's frozen noisy spectra."""
+* Learnability (Ridge R² at noise 1.0) is a model fit, so it lives above the generator:
+  engine.models.ridge_calibration.ridge_figure (the CLI adds it to this list)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ TARGET_SNR_MED = {20.0: 24.0, 21.5: 7.1, 22.0: 4.6, 22.5: 3.0}
 TARGET_SIGMA_3D = {20.0: 0.12, 21.5: 0.42, 22.0: 0.66, 22.5: 1.03}
 TARGET_R2MAX_5D = {20.0: 0.9892, 21.5: 0.8742, 22.0: 0.6983, 22.5: 0.2647}
 TARGET_L2_BINS = (29.0, 38.0, 30.0, 3.0)
-VAR_GRID = 1.6667   # population variance of the 9 BOSZ log g nodes (ORIGINAL_SYSTEM §6.2)
+VAR_GRID = 1.6667   # population variance of the 9 BOSZ log g nodes (docs/analyses.md, `ceiling`)
 
 
 @dataclass(frozen=True)
@@ -109,90 +109,10 @@ def per_mag_figures(n: int = 48, seed: int = 0, callbacks: Callbacks | None = No
     return out
 
 
-def ridge_figure(dataset, rows: int | None = None, seed: int = 0,
-                 callbacks: Callbacks | None = None) -> list[Figure]:
-    """Ridge R² at noise 1.0 (α from a log grid, chosen on the val split)."""
-    train = dataset.train(rows) if rows else dataset.train()
-    val, test = dataset.split("val"), dataset.split("test")
-    model = StandardRidge().fit_split(train, seed=seed, callbacks=callbacks)
-    xv = val.noisy(1.0, seed=seed + 1)
-    yv = val.params["log_g"].to_numpy()
-    model.select_alpha(xv, yv)
-    xt = test.noisy(1.0)
-    yt = test.params["log_g"].to_numpy()
-    r2 = _r2(yt, model.predict(xt))
-    return [Figure("Ridge R² (noise 1.0)", r2, 0.47, 0.05,
-                   f"{train.n_rows} train rows, α={model.alpha_:.3g}, test {test.name}")]
-
-
-def _r2(y, p) -> float:
-    return float(1.0 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2))
-
-
-class StandardRidge:
-    """Ridge on standardised features, solved for many α from one eigendecomposition of
-    the Gram matrix (streamed in chunks, so 100k × 4096 never sits in memory). Equals
-    sklearn's StandardScaler + Ridge(alpha) (checked in tests)."""
-
-    def fit_arrays(self, x: np.ndarray, y: np.ndarray) -> "StandardRidge":
-        self._accumulate([(x, y)])
-        return self
-
-    def fit_split(self, split, seed: int = 0, callbacks=None) -> "StandardRidge":
-        def chunks():
-            for s, e, x, y in split.noisy_chunks(1.0, seed, 4096):
-                emit(callbacks, "progress", done=e, total=split.n_rows, step="ridge")
-                yield x, y
-        self._accumulate(chunks())
-        return self
-
-    def _accumulate(self, chunks) -> None:
-        n, sx, sy, gram, xty = 0, None, 0.0, None, None
-        for x, y in chunks:
-            x = np.asarray(x, np.float32)
-            y = np.asarray(y, np.float64)
-            if gram is None:
-                d = x.shape[1]
-                sx, gram, xty = np.zeros(d), np.zeros((d, d)), np.zeros(d)
-            n += len(x)
-            sx += x.sum(0, dtype=np.float64)
-            sy += y.sum()
-            gram += (x.T @ x).astype(np.float64)
-            xty += x.T.astype(np.float64) @ y
-        mean, ymean = sx / n, sy / n
-        cov = gram / n - np.outer(mean, mean)
-        scale = np.sqrt(np.clip(np.diag(cov), 1e-30, None))
-        cxy = xty / n - mean * ymean
-        g = cov / np.outer(scale, scale) * n
-        b = cxy / scale * n
-        self.mean_, self.scale_, self.ymean_ = mean, scale, ymean
-        self.evals_, self.evecs_ = np.linalg.eigh(g)
-        self.proj_ = self.evecs_.T @ b
-        self.set_alpha(1.0)
-
-    def set_alpha(self, alpha: float) -> None:
-        self.alpha_ = float(alpha)
-        self.coef_ = self.evecs_ @ (self.proj_ / (self.evals_ + alpha))
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        z = (np.asarray(x, np.float64) - self.mean_) / self.scale_
-        return z @ self.coef_ + self.ymean_
-
-    def select_alpha(self, x, y, alphas=None) -> float:
-        alphas = np.logspace(-1, 7, 33) if alphas is None else alphas
-        scores = []
-        for a in alphas:
-            self.set_alpha(a)
-            scores.append(_r2(y, self.predict(x)))
-        self.set_alpha(alphas[int(np.argmax(scores))])
-        return self.alpha_
-
-
-def calibrate(dataset, *, per_mag_n: int = 48, ridge: bool = True, ridge_rows: int | None = None,
-              seed: int = 0, callbacks: Callbacks | None = None) -> list[Figure]:
-    """Every calibration figure for `dataset` (an engine.io.dataset.Dataset)."""
+def calibrate(dataset, *, per_mag_n: int = 48, seed: int = 0,
+              callbacks: Callbacks | None = None) -> list[Figure]:
+    """Every physics calibration figure for `dataset` (an engine.io.dataset.Dataset); the
+    Ridge learnability figure is engine.models.ridge_calibration.ridge_figure."""
     figs = snr_figures(dataset)
     figs += per_mag_figures(per_mag_n, seed, callbacks)
-    if ridge:
-        figs += ridge_figure(dataset, ridge_rows, seed, callbacks)
     return figs

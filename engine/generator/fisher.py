@@ -1,4 +1,4 @@
-"""The exact Cramér–Rao bound of log g for every spectrum (GENERATOR.md §4).
+"""The exact Cramér–Rao bound of log g for every spectrum (docs/generator.md, The exact CRLB).
 
 J = ∂μ/∂θ by forward-mode autograd (`torch.func.jacfwd`) through the whole float64
 forward model — atmosphere, opacities, Voigt profiles, LSF, rebin and normalisation — so
@@ -8,7 +8,7 @@ Cholesky factorisation (T_eff in kK for conditioning; Schur complement = [F⁻¹
 matrix that is not positive definite gives NaN and is counted, never silently ridged.
 
 The normaliser is the smooth median (synth.smooth_median), not the stored data's exact
-median: the median's derivative flows through one pixel and is piecewise (§4 pitfall 2).
+median: the median's derivative flows through one pixel and is piecewise.
 The two normalisations agree to ~1e-3 in value."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 * output: the 4096 pixels of the PFS MR arm, taken from the ETC reference run (a linear
   dispersion: left edge 7100.00 Å, 0.42724609 Å/px, so centres 7100.21–8849.79 Å);
-* fine: the synthesis grid, 7080–8871 Å at 0.03 Å (GENERATOR.md Feasibility: 0.03 Å and a
+* fine: the synthesis grid, 7080–8871 Å at 0.03 Å (docs/generator.md, Speed: 0.03 Å and a
   1e-3 window threshold keep the error vs a 0.02 Å reference at ~0.2 % rms), with margins
   for the LSF. Its length is a multiple of `COARSE_FACTOR` so the first, exactly
   flux-conserving, step of the LSF+rebin operator is a reshape-mean."""

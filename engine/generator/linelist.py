@@ -25,7 +25,7 @@ _C = 2.99792458e10
 _R_E = 2.8179403e-13
 XI_KMS = 2.0          # microturbulence (BOSZ default 2 km/s)
 LOG_E_VDW = math.log10(1.5)   # Unsöld γ6 enhancement factor E (1.5–2.5 in the literature)
-# "Astrophysical log gf" offsets (GENERATOR.md §2.6): a global one plus per-species
+# "Astrophysical log gf" offsets (docs/generator.md, Forward model): a global one plus per-species
 # corrections, set so solar equivalent widths of the key features come out near the
 # literature values (docs/generator.md lists the achieved EWs).
 LOG_ETA_OFFSET = -0.45

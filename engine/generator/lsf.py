@@ -1,5 +1,5 @@
 """LSF convolution + flux-conserving rebin to the 4096 output pixels, as one fixed linear
-operator (GENERATOR.md §2.11):
+operator (docs/generator.md, Forward model):
 
 1. an exact 3:1 box average of the fine grid (0.03 → 0.09 Å);
 2. convolution with the Gaussian LSF (FWHM 1.7 Å, constant in Å) by FFT — the fine grid

@@ -1,4 +1,4 @@
-"""Parametric TiO and CN bands (GENERATOR.md §2.9) as optical depths on the fine grid.
+"""Parametric TiO and CN bands (docs/generator.md) as optical depths on the fine grid.
 
 Why parametric: line-by-line molecular synthesis would cost more than the whole atomic
 forest. A band is a sawtooth that starts at its head and degrades redward, multiplied by a

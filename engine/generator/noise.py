@@ -1,4 +1,4 @@
-"""The PFS noise model (GENERATOR.md §2.10): the ETC MR reference run (flat f_ν source at
+"""The PFS noise model (docs/generator.md): the ETC MR reference run (flat f_ν source at
 18 AB, 900 s, new moon) scaled by magnitude and by the star's own SED.
 
 Per pixel and exposure the source gives s = k·S18·10^{−0.4(m−18)}·f_ν/⟨f_ν⟩_i e⁻ over a

@@ -1,7 +1,7 @@
 """Label and observing-condition priors.
 
-Labels: the research's independent near-uniform box (GENERATOR.md §5; ORIGINAL_SYSTEM.md
-§1.4). Option `snap=True` mimics pfsspec's spline sampling (ORIGINAL_SYSTEM.md §1.2): every
+Labels: the research's independent near-uniform box (docs/generator.md,
+Noise model: Priors). Option `snap=True` mimics pfsspec's spline sampling: every
 label is snapped to its BOSZ grid node except one axis chosen at random per spectrum,
 which stays continuous and is recorded in `interp_param`.
 

@@ -1,7 +1,7 @@
 """The batched forward model θ → normalised R≈5000 spectrum on the 4096 MR pixels.
 
-θ columns: T_eff [K], log g [dex], [M/H], [α/M], [C/M] (PARAMS). Pipeline (GENERATOR.md
-§2.1): one-layer atmosphere → H⁻ continuum → Saha–Boltzmann η0 per line → Voigt profiles
+θ columns: T_eff [K], log g [dex], [M/H], [α/M], [C/M] (PARAMS). Pipeline (docs/generator.md):
+one-layer atmosphere → H⁻ continuum → Saha–Boltzmann η0 per line → Voigt profiles
 added on the fine grid (one gather-free broadcast + one `index_add` per window-size bucket,
 no per-line Python loops) → Milne–Eddington residual flux → × TiO/CN bands → × Planck →
 LSF + rebin (fixed linear operator) → normalised so the median is 0.5 (pfsspec).
@@ -9,7 +9,7 @@ LSF + rebin (fixed linear operator) → normalised so the median is 0.5 (pfsspec
 `normalise="median"` is the pfsspec normaliser used for stored data. `normalise="smooth"`
 replaces the median by a smooth median (a Gaussian-weighted mean of the sorted fluxes
 around the middle rank, ≈ median to ~1e-3) so the Jacobian spreads over many pixels
-instead of one (GENERATOR.md §4 pitfall 2); the Fisher code uses it."""
+instead of one (docs/generator.md, The exact CRLB); the Fisher code uses it."""
 
 from __future__ import annotations
 

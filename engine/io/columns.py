@@ -1,4 +1,4 @@
-"""The parameter-table columns: the 35 pfsspec columns (PFSSPEC_FORMAT.md §4, in the
+"""The parameter-table columns: the 35 pfsspec columns (docs/data-format.md, in the
 order pfsspec writes them) plus the extra float columns our generator adds.
 
 Why a fixed list: research code reads the table positionally and by name, so files we
@@ -54,9 +54,6 @@ PFSSPEC_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in PFSSPEC_COLUMN
 LOGG_COLUMNS: tuple[str, ...] = ("snr_median", "snr_l2", "crlb_log_g", "crlb_schur")
 
 ALL_COLUMN_NAMES: tuple[str, ...] = PFSSPEC_COLUMN_NAMES + LOGG_COLUMNS
-
-# Columns every reader of a logg dataset relies on (float, must exist).
-REQUIRED_COLUMNS: tuple[str, ...] = ("id", "log_g")
 
 
 def empty_params(n: int) -> pd.DataFrame:

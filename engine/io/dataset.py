@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.atomic import save_npy
+from engine.atomic import save_npy, write_json
 import pandas as pd
 
 from engine.errors import DataError, SpecError
@@ -58,11 +57,7 @@ def write_manifest(root: str | Path, *, name: str, preset: str | None, seed: int
     root = Path(root)
     doc = {"name": name, "preset": preset, "seed": seed, "noise_level": float(noise_level),
            "shards": {k: int(v) for k, v in shards.items()}, **(extra or {})}
-    path = root / MANIFEST
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(root / MANIFEST, doc, safe=False)
 
 
 def _trailing_index(name: str) -> int:

@@ -1,7 +1,7 @@
 """What `logg-engine data inspect` reports about a pfsspec file or a dataset folder:
 structure (shapes, dtypes, chunking, filters), parameter ranges, NaN columns, SNR from a
 sample of rows (all three estimators, plus how the stored `snr` compares with the
-q95 recipe of PFSSPEC_FORMAT.md §5.3), NaN-filled error pixels and the validation result.
+q95 recipe in docs/data-format.md), NaN-filled error pixels and the validation result.
 Returns plain JSON-ready dicts; the CLI renders them."""
 
 from __future__ import annotations

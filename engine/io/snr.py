@@ -1,6 +1,6 @@
-"""The three SNR estimators, always named (ARCHITECTURE.md §3), vectorised per row.
+"""The three SNR estimators, always named (docs/data-format.md, SNR estimators), vectorised per row.
 
-- `snr_pfsspec`: what pfsspec stores in the `snr` column (PFSSPEC_FORMAT.md §5.3, inferred):
+- `snr_pfsspec`: what pfsspec stores in the `snr` column (docs/data-format.md, inferred):
   the 0.95 quantile (numpy 'linear') of flux/error over pixels with error > 0, finite, and
   mask == 0; NaN when a row has no such pixel.
 - `snr_median`: median of flux/error over the same pixels.

@@ -15,7 +15,6 @@ from engine.errors import DataError
 
 FLUX_KEY = "dataset/arrays/flux/value"
 ERROR_KEY = "dataset/arrays/error/value"
-MASK_KEY = "dataset/arrays/mask/value"
 PARAMS_KEY = "dataset/params"
 WAVE_KEY = "spectrumdataset/wave"
 WAVE_EDGES_KEY = "spectrumdataset/wave_edges"

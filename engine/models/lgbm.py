@@ -13,7 +13,6 @@ and only inside functions.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from engine.atomic import atomic_path
 from engine.events import Callbacks, emit
 from engine.models.base import ChunkSource, as_source
 
@@ -176,11 +176,8 @@ class StreamingLGBM:
                          params=self.dataset_params(), free_raw_data=True)
         ds.construct()
         if cache_path is not None:
-            path = Path(cache_path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            ds.save_binary(str(tmp))
-            os.replace(tmp, path)
+            with atomic_path(cache_path) as tmp:
+                ds.save_binary(str(tmp))
         return ds, False
 
     def _report(self, callbacks: Callbacks | None,
@@ -216,10 +213,8 @@ class StreamingLGBM:
     def save(self, path: str | Path) -> None:
         """LightGBM's text model (no pickle), truncated at the best iteration, written
         to a temporary name then renamed."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        self.booster_.save_model(str(tmp), num_iteration=self.best_iteration_)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            self.booster_.save_model(str(tmp), num_iteration=self.best_iteration_)
 
     @classmethod
     def load(cls, path: str | Path, **params: Any) -> "StreamingLGBM":

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -381,10 +380,8 @@ class _WorkerReport:
 def _write_outputs(out_dir: Path, booster: Any, facts: dict[str, Any]) -> None:
     """Model text (all trees; best_iteration in the facts) then the facts JSON, each
     written under a temporary name and renamed: the JSON appearing means both are whole."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{MODEL_FILE}.{os.getpid()}.tmp"
-    booster.save_model(str(tmp), num_iteration=-1)
-    os.replace(tmp, out_dir / MODEL_FILE)
-    tmp = out_dir / f".{META_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(facts, indent=1))   # NaN kept as NaN (write_json_atomic: null)
-    os.replace(tmp, out_dir / META_FILE)
+    from engine.atomic import atomic_path, write_json
+
+    with atomic_path(out_dir / MODEL_FILE) as tmp:
+        booster.save_model(str(tmp), num_iteration=-1)
+    write_json(out_dir / META_FILE, facts, indent=1, safe=False)  # NaN kept as NaN

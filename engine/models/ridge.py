@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.eval import metrics
 from engine.events import Callbacks, emit
 from engine.models.base import ChunkSource, TrainingCancelled, as_source
 
@@ -118,13 +119,11 @@ class StreamingRidge:
         else:
             proj = [self._standardize(c) @ vecs for c in val.chunks(int(self.chunk_rows))]
             proj = np.concatenate(proj) if proj else np.zeros((0, len(lam)))
-        ss_tot = float(np.sum((y_val - y_val.mean()) ** 2))
         curve = []
         for step, a in enumerate(grid):
             pred = proj @ (z / (lam + a)) + self.intercept_
-            resid = y_val - pred
-            r2 = 1.0 - float(resid @ resid) / ss_tot if ss_tot > 0 else float("nan")
-            mae = float(np.mean(np.abs(resid)))
+            r2 = metrics.r2(y_val, pred)
+            mae = metrics.mae(y_val, pred)
             curve.append({"alpha": a, "val_r2": r2, "val_mae": mae})
             emit(callbacks, "metric", step=step, name="val_r2", value=r2, split="val", alpha=a)
             emit(callbacks, "metric", step=step, name="val_mae", value=mae, split="val",

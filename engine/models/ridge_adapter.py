@@ -6,13 +6,13 @@ and keeps the best; `ridge-fixed` is the canonical 1M model's α = 1e5."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.atomic import atomic_path, write_json
 from engine.models.base import NoisySplitSource
 from engine.models.contract import PredictContext, TrainContext
 from engine.models.ridge import PAPER_ALPHAS, StreamingRidge
@@ -59,17 +59,14 @@ class RidgeAdapter:
         """Plain arrays (npz) + JSON: loadable anywhere without pickle."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / ".ridge.npz.tmp"
-        with open(tmp, "wb") as fh:
+        with atomic_path(directory / "ridge.npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, mean=est.mean_, scale=est.scale_, var=est.var_, coef=est.coef_,
                      intercept=np.array([est.intercept_]))
-        os.replace(tmp, directory / "ridge.npz")
         meta = {"alpha": est.alpha_, "alpha_curve": est.alpha_curve_,
                 "params": {"alpha": est.alpha, "alphas": est.alphas,
                            "standardize": est.standardize, "chunk_rows": est.chunk_rows},
                 "n_samples_seen": est.n_samples_seen_}
-        (directory / ".ridge.json.tmp").write_text(json.dumps(meta, indent=1))
-        os.replace(directory / ".ridge.json.tmp", directory / "ridge.json")
+        write_json(directory / "ridge.json", meta, indent=1, safe=False)
 
     def load(self, directory: Path) -> StreamingRidge:
         directory = Path(directory)

@@ -1,4 +1,4 @@
-"""The χ² template-fitting baseline (ORIGINAL_SYSTEM.md §3.5), in batched matrix form.
+"""The χ² template-fitting baseline (docs/analyses.md), in batched matrix form.
 
 Likelihood: χ²(θ, A) = Σ_j w_j (x_j − A·f_j(θ))², w_j = 1/σ_j². The flux scale is
 marginalised analytically: A* = Σ w x f ÷ Σ w f², so χ²_min(θ) = Σ w x² − (Σ w x f)² / Σ w f².

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.atomic import write_json
 from engine.errors import DataError
 from engine.models.contract import PredictContext, TrainContext
 from engine.models.templatefit import LABELS, TemplateFit, prior_axis
@@ -68,9 +69,7 @@ class TemplateFitAdapter:
         directory.mkdir(parents=True, exist_ok=True)
         meta = {**_params(est), "cache_key": est.cache_key(),
                 "cache_dir": None if est.cache_dir is None else str(est.cache_dir)}
-        tmp = directory / ".templatefit.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=1))
-        tmp.replace(directory / "templatefit.json")
+        write_json(directory / "templatefit.json", meta, indent=1, safe=False)
 
     def load(self, directory: Path) -> TemplateFit:
         meta = json.loads((Path(directory) / "templatefit.json").read_text())

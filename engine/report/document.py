@@ -1,7 +1,7 @@
 """The markdown results summary (`logg-engine report`), built from the store only.
 
-Why: the research's reports carried hand-copied and stale numbers (ORIGINAL_SYSTEM.md §9.2
-items 1, 5). This report has the research summary's sections (scaling curve, MoE oracle
+Why: the research's reports carried hand-copied and stale numbers (docs/dev-contracts.md,
+research pitfalls 3–4). This report has the research summary's sections (scaling curve, MoE oracle
 and gates, de-leakage, model configurations, result files, summary table) and every number
 in it is read from the results store at generation time. The single exception is the
 "comparison with the research" table, whose reference column comes from
@@ -44,7 +44,6 @@ class ReportData:
     bins: pd.DataFrame          # bin_table rows of those runs
     params: pd.DataFrame        # run_params of those runs
     runs: pd.DataFrame          # runs rows of those runs (command, device, run_dir, ...)
-    moe_experts: pd.DataFrame   # per-expert rows of MoE runs (moe_experts table)
     analyses: pd.DataFrame      # this dataset's analyses that have rows (params parsed)
     views: dict[str, pd.DataFrame] = field(default_factory=dict)  # ANALYSIS_VIEWS rows
     confusion: pd.DataFrame = field(default_factory=pd.DataFrame)  # gate confusion rows
@@ -133,9 +132,6 @@ def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
                              [ids]).df()
         runs = con.execute("SELECT * EXCLUDE (spec, versions) FROM runs "
                            "WHERE run_id IN (SELECT unnest(?))", [ids]).df()
-        moe = con.execute("SELECT m.*, r.model, r.train_size FROM moe_experts m "
-                          "JOIN runs r USING (run_id) WHERE r.dataset_name = ?",
-                          [dataset]).df()
         analyses = analyses[analyses["dataset"] == dataset].reset_index(drop=True)
         aids = list(analyses["analysis_id"])
         have = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
@@ -158,7 +154,7 @@ def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
                 "ORDER BY row_idx", [r.analysis_id]).df()
     return ReportData(workspace=Path(workspace), dataset=dataset, points=points,
                       noise=_main_noise(points), info=info, bins=bins, params=params, runs=runs,
-                      moe_experts=moe, analyses=analyses, views=views, confusion=confusion,
+                      analyses=analyses, views=views, confusion=confusion,
                       other=other, n_train=n_train, facts=facts)
 
 

@@ -23,8 +23,6 @@ def moe_section(d) -> list[str]:
     out += ["### 2.1 By SNR Bins", ""] + snr_oracle(d)
     out += ["### 2.2 By Teff × MH (9-bin)", ""] + teff_mh_oracle(d)
     out += ["### 2.3 MoE with Learned Gate", ""] + gates(d)
-    if not d.moe_experts.empty:
-        out += ["### 2.4 MoE runs (per-expert rows recorded by runs)", ""] + moe_runs(d)
     return out
 
 
@@ -224,16 +222,6 @@ def confusions(d, ids: dict) -> list[str]:
         out += table(["true \\ gate", *(f"→{int(j)}" for j in k), "correct"], rows,
                      "l" + "r" * (len(k) + 1)) + [""]
     return out
-
-
-def moe_runs(d) -> list[str]:
-    rows = []
-    for r in d.moe_experts.itertuples():
-        dr = r.r2 - r.r2_global if finite(r.r2) and finite(r.r2_global) else None
-        rows.append([f"`{r.run_id}`", str(r.model), str(r.scheme), str(r.label or r.expert),
-                     _int(r.n_test), num(r.r2), num(r.r2_global), signed(dr)])
-    return table(["Run", "Model", "Scheme", "Expert", "n_test", "R² expert", "R² global",
-                  "Δ R²"], rows, "llllrrrr") + [""]
 
 
 def _int(x) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 SOURCE = "master summary VIT-20251228-master-summary, 2025-12-28; BOSZ test_10k, noise 1.0"
 
-# our model name → the research's; (model, train size) → (test R², test MAE)   [seed §1.1]
+# our model name → the research's; (model, train size) → (test R², test MAE)   [report §1]
 MODEL_NAMES = {"vit": "ViT", "lgbm": "LightGBM", "ridge": "Ridge"}
 SCALING = {
     ("vit", 1_000_000): (0.711, 0.372), ("vit", 500_000): (0.709, 0.383),
@@ -24,16 +24,16 @@ SCALING = {
     ("ridge", 100_000): (0.475, 0.648),
 }
 
-# MoE oracle by L2-SNR bin label → (n_test, oracle R², global R², ΔR²)   [seed §2.1]
+# MoE oracle by L2-SNR bin label → (n_test, oracle R², global R², ΔR²)   [report §2.1]
 MOE_SNR = {"H": (31, 0.704, 0.672, 0.032), "M": (292, 0.710, 0.614, 0.096),
            "L": (377, 0.511, 0.504, 0.007), "X": (300, 0.309, 0.252, 0.058)}
 
-# MoE oracle by Teff×[M/H] bin (bin = 3·t + m) → (oracle R², global R², ΔR²)   [seed §2.2]
+# MoE oracle by Teff×[M/H] bin (bin = 3·t + m) → (oracle R², global R², ΔR²)  [report §2.2]
 MOE_TEFF_MH = {5: (0.874, 0.772, 0.103), 2: (0.847, 0.763, 0.084), 8: (0.825, 0.675, 0.150),
                1: (0.796, 0.650, 0.146), 7: (0.601, 0.547, 0.054), 4: (0.583, 0.545, 0.038),
                0: (0.543, 0.351, 0.193), 6: (0.447, 0.276, 0.171), 3: (0.307, 0.138, 0.169)}
 
-# de-leakage strategy → (n_features, log g R², SNR R², passed)   [seed §3]
+# de-leakage strategy → (n_features, log g R², SNR R², passed)   [report §3]
 DELEAKAGE = {"S0_baseline": (4096, 0.788, 0.974, False),
              "S2_template_scale": (2, -0.001, 0.808, True),
              "S3_quantiles_11": (11, 0.049, 0.814, True),

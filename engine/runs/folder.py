@@ -1,10 +1,10 @@
 """The run folder `<ws>/runs/<run_id>/`: run.json, the append-only events.jsonl (with a
-heartbeat thread). Its writers (engine.events.EventLog, engine.atomic.write_json_atomic)
-live in the base layer, because the data-parallel trainers' workers (engine.models) write
-the same files.
+heartbeat thread). Its writers (engine.events.EventLog, engine.atomic.write_json) live in
+the base layer: the data-parallel trainers' workers (engine.models) write the same files.
 
 Why files and not the store: DuckDB allows one writer; a training process only ever writes
-its own folder, and `ingest` copies it into the store afterwards (ARCHITECTURE.md §2)."""
+its own folder, and `ingest` copies it into the store afterwards (docs/dev-contracts.md,
+Run folder)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import write_json_atomic
+from engine.atomic import write_json
 from engine.events import EventLog
 from engine.paths import runs_dir
 
 HEARTBEAT_S = 5.0
+
+# The old name of engine.atomic.write_json, kept for callers on other branches.
+write_json_atomic = write_json
 
 
 def new_run_id(model: str) -> str:
@@ -34,7 +37,7 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
 def update_run_json(run_dir: Path, **fields: Any) -> dict[str, Any]:
     data = read_run_json(run_dir)
     data.update(fields)
-    write_json_atomic(Path(run_dir) / "run.json", data)
+    write_json(Path(run_dir) / "run.json", data)
     return data
 
 
@@ -58,7 +61,7 @@ def create_run_folder(workspace: Path, spec: Any, *, dataset: dict[str, Any],
            "noise_level": spec.noise_level, "seed": spec.seed, "test_split": spec.test_split,
            "val_split": spec.val_split, "device": spec.device, "executor": spec.executor,
            **prov, "pid": None, "created": time.time()}
-    write_json_atomic(run_dir / "run.json", doc)
+    write_json(run_dir / "run.json", doc)
     EventLog(run_dir / "events.jsonl")("queued", run_id=run_id)
     return run_dir
 
@@ -99,3 +102,5 @@ def current_rss_mb() -> float | None:
         return psutil.Process().memory_info().rss / 2 ** 20
     except Exception:  # psutil missing or the process table unreadable
         return None
+
+

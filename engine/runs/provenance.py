@@ -1,6 +1,6 @@
 """What reproduces a run: git commit and dirty flag, package versions, host, pid and the
-exact command. Captured automatically (ORIGINAL_SYSTEM.md §9.2 item 2: runs without seed
-or id could not be reconciled later)."""
+exact command. Captured automatically (docs/dev-contracts.md, research pitfall 2: runs
+without seed or id could not be reconciled later)."""
 
 from __future__ import annotations
 

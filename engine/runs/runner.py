@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from engine.atomic import write_json, write_parquet
 from engine.errors import EngineError
 from engine.events import emit
 from engine.models.base import TrainingCancelled
 from engine.models.contract import ModelAdapter, PredictContext, TrainContext
 from engine.runs.folder import (HEARTBEAT_S, EventLog, Heartbeat, peak_rss_mb, read_run_json,
-                                update_run_json, write_json_atomic)
+                                update_run_json)
 from engine.runs.spec import RunSpec
 
 if TYPE_CHECKING:
@@ -169,7 +170,7 @@ def _score_and_write(spec: RunSpec, run_dir: Path, test: Any, y_pred: np.ndarray
     ev = evaluate(y_true, y_pred, meta, eval_key=key)
     ev = replace(ev, extra={**ev.extra, **extra})
     _write_predictions(run_dir / "predictions.parquet", params, y_true, y_pred)
-    write_json_atomic(run_dir / "metrics.json", ev.to_json())
+    write_json(run_dir / "metrics.json", ev.to_json())
     o = ev.overall
     emit([log], "metric", step=0, name="test_r2", value=o.get("r2"), split="test")
     emit([log], "metric", step=0, name="test_mae", value=o.get("mae"), split="test")
@@ -178,12 +179,10 @@ def _score_and_write(spec: RunSpec, run_dir: Path, test: Any, y_pred: np.ndarray
 
 def _write_predictions(path: Path, params: pd.DataFrame, y_true: np.ndarray,
                        y_pred: np.ndarray) -> None:
-    """One row per test spectrum (dev-contracts.md), written tmp + rename."""
+    """One row per test spectrum (dev-contracts.md), written atomically."""
     cols: dict[str, Any] = {"idx": np.arange(len(y_true), dtype=np.int64), "y_true": y_true,
                             "y_pred": np.asarray(y_pred, dtype=np.float64)}
     for c in PRED_META:
         cols[c] = params[c].to_numpy(np.float64) if c in params.columns \
             else np.full(len(y_true), np.nan)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pd.DataFrame(cols).to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    write_parquet(path, pd.DataFrame(cols))

@@ -1,6 +1,6 @@
 """The scaling grid (models × training sizes) run sequentially through the local executor,
 skipping every point the store already holds with the same key, and its table read back
-from the store (never from memory: ORIGINAL_SYSTEM.md §9.2 item 5).
+from the store (never from memory: docs/dev-contracts.md, research pitfall 3).
 
 A model joins the grid by being in the registry (engine.runs.registry)."""
 

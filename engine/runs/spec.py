@@ -2,7 +2,7 @@
 and the only thing passed inward (to the run folder, the worker and the runner).
 
 Why here and typed: the research lost track of which α, which split and which noise a
-number came from (ORIGINAL_SYSTEM.md §9.2 items 1, 2, 9). Every hyper-parameter is
+number came from (docs/dev-contracts.md, research pitfalls 1–2). Every hyper-parameter is
 resolved (preset values overridden by ``--set key=value``, each parsed to the preset
 value's type) before the run starts and is written to run.json with a config hash."""
 
@@ -246,7 +246,3 @@ def _check_splits(ds: Any, n: int, test_split: str, val_split: str | None) -> No
             ds.split(val_split)
     except DataError as exc:
         raise SpecError(exc.message, path=exc.path, key=exc.key, hint=exc.hint) from None
-
-
-def available_train_rows(ds: Any) -> int:
-    return sum(ds.rows(s) for s in ds.alias("train"))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import StoreError
 from engine.paths import store_path
+from engine.store.transaction import transaction
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
@@ -150,24 +151,21 @@ def connect_ro(workspace: Path | str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -
 def create_store(path: Path) -> None:
     """Build a fresh store (schema.sql, then every migration) next to `path` and rename it
     into place (never half-written)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    for p in (tmp, Path(str(tmp) + ".wal")):
-        p.unlink(missing_ok=True)
-    con = _connect(tmp, False)
-    try:
-        sql = SCHEMA_FILE.read_text()
-        con.execute(sql)
-        con.execute("INSERT INTO schema_meta (version, note) VALUES (?, 'schema.sql')",
-                    [base_version(sql)])
-        migrate(con, tmp, base_version(sql))
-        con.execute("CHECKPOINT")
-    except BaseException:
-        con.close()
-        for p in (tmp, Path(str(tmp) + ".wal")):
-            p.unlink(missing_ok=True)
-        raise
-    con.close()
-    os.replace(tmp, path)
+    from engine.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        wal = Path(str(tmp) + ".wal")
+        con = _connect(tmp, False)
+        try:
+            sql = SCHEMA_FILE.read_text()
+            con.execute(sql)
+            con.execute("INSERT INTO schema_meta (version, note) VALUES (?, 'schema.sql')",
+                        [base_version(sql)])
+            migrate(con, tmp, base_version(sql))
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+            wal.unlink(missing_ok=True)
 
 
 def migrate(con: DuckDBPyConnection, path: Path, current: int,
@@ -182,13 +180,12 @@ def migrate(con: DuckDBPyConnection, path: Path, current: int,
     for n, mig in found:
         if n <= current:
             continue
-        con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(mig.read_text())
-            con.execute("INSERT INTO schema_meta (version, note) VALUES (?, ?)", [n, mig.name])
-            con.execute("COMMIT")
+            with transaction(con):
+                con.execute(mig.read_text())
+                con.execute("INSERT INTO schema_meta (version, note) VALUES (?, ?)",
+                            [n, mig.name])
         except Exception as exc:
-            con.execute("ROLLBACK")
             raise StoreError(f"migration {mig.name} failed: {exc}", path=path) from exc
         current = n
     return current

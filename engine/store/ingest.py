@@ -20,6 +20,7 @@ from engine.paths import workspace as resolve_ws
 from engine.store.connect import DEFAULT_TIMEOUT_S, open_rw, store_lock
 from engine.store.runfolder import (PRED_COLUMNS, RunRecord, read_run_folder, state_signature,
                                     typed_params)
+from engine.store.transaction import transaction
 
 PER_RUN_TABLES = ("run_params", "run_facts", "metric_history", "run_metrics", "bin_metrics",
                   "predictions", "runs")
@@ -117,8 +118,7 @@ def write_run(con, rec: RunRecord) -> None:
     """Replace every row of rec's run_id in one transaction."""
     run_id = rec.run["run_id"]
     preds = _predictions_select(rec) if rec.predictions_path else None
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table in PER_RUN_TABLES:
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
         row = dict(rec.run, ingested=datetime.now(timezone.utc).replace(tzinfo=None))
@@ -141,10 +141,6 @@ def write_run(con, rec: RunRecord) -> None:
                         [run_id])
         if rec.dataset:
             _upsert_dataset(con, rec.dataset)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def run_facts(metrics: dict | None) -> list[tuple]:

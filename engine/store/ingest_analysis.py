@@ -14,6 +14,7 @@ from pathlib import Path
 from engine.errors import StoreError
 from engine.paths import workspace as resolve_ws
 from engine.store.connect import DEFAULT_TIMEOUT_S, MIGRATIONS_DIR, open_rw, store_lock
+from engine.store.transaction import transaction
 
 VIEWS_SQL = MIGRATIONS_DIR / "002_analysis_views.sql"
 VIEW_NAMES = ("moe_bins", "moe_overall", "moe_gates", "deleakage", "ceiling")
@@ -64,8 +65,7 @@ def _read_folder(d: Path):
 
 def _write(con, doc: dict, table) -> None:
     aid = doc["analysis_id"]
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM analysis_rows WHERE analysis_id = ?", [aid])
         con.execute("DELETE FROM analyses WHERE analysis_id = ?", [aid])
         con.execute("INSERT INTO analyses (analysis_id, kind, run_id, params, created) "
@@ -79,7 +79,3 @@ def _write(con, doc: dict, table) -> None:
                     "lo, hi, extra) SELECT ?, row_idx, key, metric, value, lo, hi, extra "
                     "FROM _logg_analysis_rows", [aid])
         con.unregister("_logg_analysis_rows")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise

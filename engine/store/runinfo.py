@@ -1,21 +1,19 @@
 """Run listings, details and pairwise comparisons as plain data (the CLI and the TUI render
 them). Comparisons flag differing evaluation keys: numbers from different test sets or
-noise realisations are not comparable (ORIGINAL_SYSTEM.md §9.2 item 1)."""
+noise realisations are not comparable (docs/sql.md, Conventions)."""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from engine.errors import SpecError
+from engine.jsonsafe import json_safe
 from engine.store.connect import connect_ro
 
-LIST_COLUMNS = ("run_id", "model", "preset", "dataset", "train_size", "noise_level", "seed",
-                "status", "r2", "r2_lo", "r2_hi", "mae", "duration_s", "created")
 SPEC_FIELDS = ("model", "preset", "config_hash", "dataset_name", "dataset_fingerprint",
                "train_size", "noise_level", "seed", "test_split", "val_split")
 EVAL_KEY = ("dataset_fingerprint", "split", "noise_level", "realisation")
@@ -77,7 +75,7 @@ def show_run(workspace: Path, ref: str) -> dict[str, Any]:
         snr = con.execute("SELECT bin, label, n, r2, r2_lo, r2_hi, mae, rmse, bias, r2_max, "
                           "eta FROM bin_metrics WHERE run_id = ? AND scheme = 'snr' "
                           "ORDER BY bin", [run_id]).df()
-    return _clean({
+    return json_safe({
         "run_id": run_id,
         "spec": {k: run.get(k) for k in SPEC_FIELDS},
         "params": {r.key: _param_value(r) for r in params.itertuples()},
@@ -129,25 +127,3 @@ def _param_value(r):
     if r.value_type == "json":
         return json.loads(r.text_value)
     return None if r.value_type == "null" else r.text_value
-
-
-def _clean(obj):
-    """JSON-ready: NaN/NaT → None, numpy/pandas scalars → Python, timestamps → ISO."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if obj is None or obj is pd.NaT:
-        return None
-    if isinstance(obj, pd.Timestamp):
-        return obj.isoformat()
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    try:
-        if pd.isna(obj):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return obj

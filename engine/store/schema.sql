@@ -119,8 +119,8 @@ CREATE TABLE IF NOT EXISTS predictions (
     crlb_log_g  DOUBLE
 );
 
--- Room for later issues (MoE, analyses): written by ingest from a run folder's
--- moe_experts.parquet / analysis files once those issues define them.
+-- Reserved for MoE runs' per-expert rows, never written; dropped by migration 004 (MoE
+-- results are analyses: analysis_rows and the moe_* views).
 CREATE TABLE IF NOT EXISTS moe_experts (
     run_id      VARCHAR NOT NULL,
     expert      INTEGER NOT NULL,

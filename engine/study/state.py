@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import SpecError
-from engine.runs.folder import write_json_atomic
+from engine.atomic import write_json
 
 
 @dataclass
@@ -46,7 +46,7 @@ class StudyState:
         self.steps[key] = {"status": status, "digest": digest, "seconds": round(seconds, 1),
                            "rc": rc, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.folder / "state.json", {"steps": self.steps})
+        write_json(self.folder / "state.json", {"steps": self.steps})
 
 
 def study_folder(workspace: Path, name: str) -> Path:

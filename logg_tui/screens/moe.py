@@ -1,5 +1,5 @@
-"""MoE and de-leakage tables: per-bin oracle (moe_experts), gates and de-leakage
-(analyses), shown when the store has them, with an explanation otherwise."""
+"""MoE and de-leakage tables: per-bin oracle, gates and de-leakage (analyses), shown
+when the store has them, with an explanation otherwise."""
 
 from __future__ import annotations
 

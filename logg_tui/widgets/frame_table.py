@@ -11,6 +11,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from engine.jsonsafe import plain
+
 
 def fmt_cell(v: Any, digits: int = 3) -> str | Text:
     """Numbers right-aligned with fixed decimals; missing values as a dim dash."""
@@ -52,7 +54,7 @@ class FrameTable(DataTable):
         snapshots do not depend on render timing)."""
         self.clear(columns=True)
         labels = labels or {}
-        cells = [[fmt_cell(_plain(v), self.digits) for v in row] for row in rows]
+        cells = [[fmt_cell(plain(v), self.digits) for v in row] for row in rows]
         for j, c in enumerate(columns):
             label = labels.get(c, c)
             width = max([len(label)] + [_width(r[j]) for r in cells])
@@ -81,13 +83,3 @@ def _missing(v: Any) -> bool:
 
 def _width(cell: Any) -> int:
     return Text(cell).cell_len if isinstance(cell, str) else cell.cell_len
-
-
-def _plain(v: Any) -> Any:
-    """numpy scalars → Python (timestamps stay datetimes)."""
-    if isinstance(v, dt.datetime) or not hasattr(v, "item"):
-        return v
-    try:
-        return v.item()
-    except (ValueError, AttributeError):
-        return v

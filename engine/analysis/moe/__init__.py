@@ -1,4 +1,4 @@
-"""Mixtures of experts (ORIGINAL_SYSTEM.md §4; docs/analyses.md).
+"""Mixtures of experts (docs/analyses.md).
 
 - `assign`: bin assignment by the true label (Teff×[M/H]) or true L2 SNR.
 - `experts`: the per-bin experts and the global model.

@@ -5,7 +5,7 @@ Edges and the edge convention are engine.eval.bins' (one convention for the whol
 Teff [3750,4500) [4500,5250) [5250,6000], [M/H] [−2,−1) [−1,0) [0,0.5]; bin = 3·t + m;
 L2-SNR X (−∞,2], L (2,4], M (4,7], H (7,∞).
 
-Out of range (ORIGINAL_SYSTEM.md §4.2 "Coverage"): `clamp` (default, the research's best)
+Out of range (docs/analyses.md, `moe oracle`): `clamp` (default, the research's best)
 assigns a row to the nearest bin by clipping each label into the covered box before the
 lookup; `fallback` leaves it uncovered (−1) so callers route it to the global model."""
 

@@ -1,4 +1,4 @@
-"""Per-bin experts and the global model (ORIGINAL_SYSTEM.md §4.1): one regressor per bin
+"""Per-bin experts and the global model (docs/analyses.md, `moe oracle`): one regressor per bin
 trained only on that bin's training spectra (bins by the TRUE label / true L2 SNR), and
 one on all of them. Ridge experts are StreamingRidge with α chosen on the validation rows
 of the same bin; LightGBM experts use the `lgbm-fast` preset with early stopping on them.

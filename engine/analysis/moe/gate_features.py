@@ -1,4 +1,4 @@
-"""Gate features (ORIGINAL_SYSTEM.md §4.3), computed on the NOISY flux a deployed gate sees.
+"""Gate features (docs/analyses.md, `moe gate`), computed on the NOISY flux a deployed gate sees.
 
 * `phys13`: Ca II 8498 / 8542 / 8662 and Na I 8180–8200 windows: depth = 1 − min(f/ĉ),
   EW = Σ(1 − f/ĉ) over the window pixels (the research's pixel sum), EW_CaT = sum of the

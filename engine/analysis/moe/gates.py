@@ -1,4 +1,4 @@
-"""MoE gates (ORIGINAL_SYSTEM.md §4.4) and routing (§4.1).
+"""MoE gates and routing (docs/analyses.md, `moe gate`).
 
 * `LogRegGate`: classification gate, multinomial logistic regression (lbfgs) on
   standardised gate features, target = the true bin; trained on the training split;

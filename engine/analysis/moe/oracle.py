@@ -1,7 +1,7 @@
-"""Oracle MoE scoring (ORIGINAL_SYSTEM.md §4.1–4.2, §4.6): true-label routing, per-bin
+"""Oracle MoE scoring (docs/analyses.md, `moe oracle`): true-label routing, per-bin
 tables and the mask-aligned overall comparison.
 
-Mask alignment (§4.1): the oracle and the global model are ALWAYS scored on the same
+Mask alignment: the oracle and the global model are ALWAYS scored on the same
 rows. Two subsets are reported: `covered` (rows whose true labels are inside the bins'
 box) and `all` (every test row; out-of-range rows go to the clamped bin or, with
 `fallback`, to the global model). Per-bin rows compare both models on that bin's rows."""

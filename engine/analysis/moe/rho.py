@@ -1,4 +1,4 @@
-"""ρ, the oracle-gain retention of a gate (ORIGINAL_SYSTEM.md §4.1):
+"""ρ, the oracle-gain retention of a gate (docs/analyses.md, `moe gate`):
 ρ = (R²_gate − R²_global) / (R²_oracle − R²_global), all three on the SAME rows.
 ρ = 0: no better than the global model; 1: as good as the oracle; > 1: beats it.
 

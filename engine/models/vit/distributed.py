@@ -153,7 +153,7 @@ def adopt_checkpoint(est: Any, ckpt: Path, device: str) -> Any:
 
 
 def _num(v: Any) -> Any:
-    """JSON null (a NaN/inf written by write_json_atomic) back to NaN."""
+    """JSON null (a NaN/inf written by engine.atomic.write_json) back to NaN."""
     return float("nan") if v is None else v
 
 
@@ -164,7 +164,7 @@ def train_loop(config: dict) -> None:
     import ray.train
     import torch
 
-    from engine.atomic import write_json_atomic
+    from engine.atomic import write_json
     from engine.events import EventLog
     from engine.io.dataset import Dataset
     from engine.models.ray_train import stop_requested
@@ -196,7 +196,7 @@ def train_loop(config: dict) -> None:
     finally:
         ds.close()
     if par.is_main:
-        write_json_atomic(ckpt / OUTCOME_FILE, {
+        write_json(ckpt / OUTCOME_FILE, {
             "stopped": bool(est.stopped_), "best_epoch": int(est.best_epoch_),
             "best_r2": float(est.best_val_r2_), "validated": val is not None,
             "history": est.history_, "world_size": par.world_size})

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from engine.atomic import atomic_path, write_json
 from engine.errors import DataError, SpecError
 
 MODEL_FILE = "model.pt"
@@ -236,14 +237,11 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
                    "config": self.config_.to_dict(), "y_mu": self.y_mu_.tolist(),
                    "y_sigma": self.y_sigma_.tolist(), "targets": list(self.target_names_),
                    "best_epoch": int(self.best_epoch_)}
-        tmp = directory / (MODEL_FILE + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(directory / MODEL_FILE)
+        with atomic_path(directory / MODEL_FILE) as tmp:
+            torch.save(payload, tmp)
         params = {k: (list(v) if isinstance(v, tuple) else v)
                   for k, v in self.get_params().items()}
-        tmpj = directory / "params.json.tmp"
-        tmpj.write_text(json.dumps(params, indent=2))
-        tmpj.replace(directory / "params.json")
+        write_json(directory / "params.json", params, safe=False)
         return directory / MODEL_FILE
 
     @classmethod

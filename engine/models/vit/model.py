@@ -4,7 +4,7 @@ Spectrum (B, L) -> patch tokens (B, N, D) -> [CLS] + tokens (B, N+1, D) -> (+ le
 -> pre-LN encoder blocks (SDPA attention, optional RoPE on q/k) -> final LayerNorm
 -> linear head on the CLS token -> (B, n_targets) in z-scored label units.
 
-Faithful to the research model (ORIGINAL_SYSTEM.md §3.3.1) with three deliberate changes:
+Faithful to the research model (docs/vit.md, Architecture) with three deliberate changes:
   * no HF pooler (it was instantiated but unused: 65,792 dead parameters);
   * CLS token and learned positional table start at trunc-normal std 0.02 instead of
     torch.randn (std 1), which swamped the patch embeddings at the first steps;

@@ -1,6 +1,6 @@
 """Named hyper-parameter sets for the ViT (first = default on CPU).
 
-`vit-paper` is the research's best 1M model ("Run 1", ORIGINAL_SYSTEM.md §3.3.3):
+`vit-paper` is the research's best 1M model ("Run 1", docs/vit.md, Presets):
 p16/s16, hidden 256, 6 layers, 8 heads, MLP 1024, Conv1D tokenizer, learned PE, MSE on
 z-scored labels, AdamW 3e-4 / wd 0.01, cosine to 1e-5, batch 256, 200 epochs, clip 0.5.
 4,809,729 parameters (the research's 4,875,521 minus HF's unused 65,792-parameter pooler).

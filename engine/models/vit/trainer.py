@@ -1,6 +1,6 @@
 """The SpecViT training loop: plain PyTorch, fast on CUDA, deterministic and resumable.
 
-What it fixes relative to the research loop (ORIGINAL_SYSTEM.md §3.3.2):
+What it fixes relative to the research loop (docs/vit.md, Research quirks):
   * cosine schedule whose period is the actual run length in steps (not T_max=100 epochs);
   * loss names are explicit (`mse`, `l1`, `huber`); `mae` no longer silently means MSE;
   * weight decay only on weight matrices (not biases, LayerNorms, CLS, positional table);
@@ -27,7 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from engine.atomic import atomic_path
 from engine.errors import RunError, SpecError
+from engine.eval.metrics import r2_along
 from engine.events import emit
 
 LOSSES = ("mse", "l1", "huber")
@@ -105,10 +107,9 @@ def predict_z(model: nn.Module, X: np.ndarray, device: torch.device, batch_size:
 
 
 def r2_mae(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-target R² and MAE over the whole set (y, p: (N, T) in dex)."""
-    ss_res = ((y - p) ** 2).sum(0)
-    ss_tot = ((y - y.mean(0)) ** 2).sum(0)
-    return 1 - ss_res / np.maximum(ss_tot, 1e-30), np.abs(y - p).mean(0)
+    """Per-target R² (NaN for a constant target) and MAE over the whole set (y, p: (N, T)
+    in dex)."""
+    return r2_along(y, p, axis=0), np.abs(y - p).mean(0)
 
 
 @dataclass(frozen=True)
@@ -240,12 +241,12 @@ class Trainer:
                             "best_epoch": st.best_epoch, "collapse_run": st.collapse_run,
                             "history": st.history},
                    **self.extra_state}
-        _atomic_save(payload, self.ckpt_dir / "last.pt")
+        _save(payload, self.ckpt_dir / "last.pt")
 
     def _save_best(self) -> None:
         self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if self.ckpt_dir is not None and self.par.is_main:
-            _atomic_save({"model": self.best_state, "epoch": self.state.best_epoch,
+            _save({"model": self.best_state, "epoch": self.state.best_epoch,
                           "val_r2": self.state.best_r2, **self.extra_state},
                          self.ckpt_dir / "best.pt")
 
@@ -429,9 +430,7 @@ def cfg_seed_for_rank(seed: int, rank: int, step: int) -> int:
     return (int(seed) * 1_000_003 + 7919 * int(rank) + int(step)) % (2 ** 63)
 
 
-def _atomic_save(obj, path: Path) -> None:
-    """torch.save to a temporary name, then rename (never a half-written checkpoint)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+def _save(obj, path: Path) -> None:
+    """torch.save atomically (never a half-written checkpoint)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)

@@ -7,11 +7,10 @@ under <ws>/runs/<run_id>/ and ingests it there (the store stays single-writer)."
 from __future__ import annotations
 
 import io
-import os
-import shutil
 import tarfile
-import time
 from pathlib import Path
+
+from engine.atomic import atomic_dir, is_temp_name
 
 
 def pack_folder(folder: Path) -> bytes:
@@ -20,7 +19,7 @@ def pack_folder(folder: Path) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
         for path in sorted(folder.rglob("*")):
-            if path.name.startswith(".") and path.name.endswith(".tmp"):
+            if is_temp_name(path.name):
                 continue
             tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
     return buf.getvalue()
@@ -30,20 +29,9 @@ def unpack_folder(data: bytes, dest: Path) -> Path:
     """Replace `dest` by the folder in `data`: extract next to it, then swap by rename,
     so a reader never sees a half-extracted run folder."""
     dest = Path(dest)
-    tag = f"{os.getpid()}-{time.monotonic_ns()}"
-    incoming = dest.with_name(f".{dest.name}.incoming-{tag}")
-    incoming.mkdir(parents=True)
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            tar.extractall(incoming, filter="data")
-    except BaseException:
-        shutil.rmtree(incoming, ignore_errors=True)
-        raise
-    old = dest.with_name(f".{dest.name}.old-{tag}")
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(incoming, dest)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(dest) as incoming, \
+            tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(incoming, filter="data")
     return dest
 
 
