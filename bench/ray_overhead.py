@@ -42,7 +42,7 @@ def plan(ws: Path, dataset: Path):
 
 
 def r2s(ws: Path) -> dict[str, float]:
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     df = query_df(ws, """SELECT r.model, r.train_size, o.r2 FROM runs r JOIN run_overall o
                          ON o.run_id = r.run_id AND o.subset = 'all'""")

@@ -30,7 +30,7 @@ APP_CSS = """
 #filters { height: 3; }
 #filters Input { width: 1fr; }
 .side { width: 45%; min-width: 30; }
-.side-narrow { width: 24; }
+.side-narrow { width: 28; }  /* 'table metric_history' on one line */
 .query { height: 6; }
 #form { padding: 1 2 0 2; height: auto; }
 #form .row { height: 1; margin-bottom: 1; }

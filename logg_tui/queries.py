@@ -1,21 +1,26 @@
 """Every store query and file tail the TUI makes, as plain functions returning DataFrames
-or dicts. The only module of logg_tui that touches DuckDB.
+or dicts. The TUI reads the store only through the engine's one read API,
+`engine.store.reader.StoreReader` (the CLI and the report use it too): no module of
+logg_tui opens DuckDB itself, and user SQL gets the same lock-down as `logg-engine query`.
 
 Why plain functions: screens call them from `@work(thread=True)` workers, tests call them
-directly, and the benchmark times them. Each opens one short read-only connection
-(`engine.store.connect.connect_ro`, which blocks writers while open) with a short lock
-timeout, so a held store surfaces as `StoreBusy` (a status line), never a frozen UI."""
+directly, and the benchmark times them. Each opens one short reader (which blocks writers
+while open) with a short lock timeout, so a held store surfaces as `StoreBusy` (a status
+line), never a frozen UI."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import StoreError
 from engine.jsonsafe import plain
 from engine.paths import runs_dir, store_path
+from engine.store.reader import RunDetail, StoreReader
 
 if TYPE_CHECKING:  # pandas is imported lazily: the first screen does not need it
     import pandas as pd
@@ -63,51 +68,33 @@ class RunsPage:
         return [r[j] for r in self.rows]
 
 
-@dataclass
-class RunDetail:
-    run: dict[str, Any]
-    params: pd.DataFrame
-    overall: pd.DataFrame
-    bins: pd.DataFrame
-    history: pd.DataFrame
-    sample: pd.DataFrame
-    spec: dict[str, Any] = field(default_factory=dict)
-
-
-def query(ws: Path, sql: str, params: list | None = None, *,
-          timeout_s: float = LOCK_TIMEOUT_S) -> pd.DataFrame:
-    """One read-only query; StoreBusy when the store is missing or held too long."""
-    from engine.store.connect import connect_ro
-
-    if not store_path(ws).exists():
-        raise StoreBusy(f"no results store yet at {store_path(ws)}; "
-                        "run `logg-engine run ridge --size 10k`")
+@contextmanager
+def _reader(ws: Path, *, live: bool = False) -> Iterator[StoreReader]:
+    """The TUI's reader: a short lock timeout; a missing or held store is StoreBusy (a
+    refused or bad user statement stays the engine's SpecError). `live`: runs in flight
+    too (`runs_now`), listed even before the store exists."""
     try:
-        with connect_ro(ws, timeout_s=timeout_s) as con:
-            return con.execute(sql, params or []).df()
+        with StoreReader(ws, timeout_s=LOCK_TIMEOUT_S, live=live) as r:
+            yield r
     except StoreError as exc:
+        if not store_path(ws).exists():
+            raise StoreBusy(f"no results store yet at {store_path(ws)}; "
+                            "run `logg-engine run ridge --size 10k`") from exc
         raise StoreBusy(exc.message) from exc
+
+
+def query(ws: Path, sql: str, params: list | None = None) -> pd.DataFrame:
+    """One engine query; StoreBusy when the store is missing or held too long."""
+    with _reader(ws) as r:
+        return r.df(sql, params)
 
 
 def user_query(ws: Path, sql: str, limit: int = 2000) -> tuple[pd.DataFrame, bool]:
-    """A user's SQL on a read-only connection (writes fail in DuckDB itself); at most
-    `limit` rows come back, and whether more were cut off."""
-    import pandas as pd
-
-    from engine.store.connect import connect_ro
-
-    if not store_path(ws).exists():
-        raise StoreBusy("no results store yet")
-    try:
-        with connect_ro(ws, timeout_s=LOCK_TIMEOUT_S) as con:
-            res = con.execute(sql.strip().rstrip(";"))
-            if not res.description:  # a statement without a result (SET, PRAGMA ...)
-                return pd.DataFrame(), False
-            cols = [c[0] for c in res.description]
-            rows = res.fetchmany(limit + 1)
-            return pd.DataFrame(rows[:limit], columns=cols), len(rows) > limit
-    except StoreError as exc:
-        raise StoreBusy(exc.message) from exc
+    """A user's SQL, locked down exactly as `logg-engine query` (StoreReader.user_sql:
+    SELECT-like statements only, no files/ATTACH/INSTALL/SET); at most `limit` rows come
+    back, and whether more were cut off. A refusal is the engine's SpecError."""
+    with _reader(ws) as r:
+        return r.user_sql(sql, limit)
 
 
 def runs_page(ws: Path, *, text: str = "", where: str = "", sort: str = "started",
@@ -126,90 +113,31 @@ def runs_page(ws: Path, *, text: str = "", where: str = "", sort: str = "started
     order = f"ORDER BY {sort} {'DESC' if descending else 'ASC'} NULLS LAST, run_id"
     sql = (f"SELECT *, count(*) OVER () AS _total FROM ({_RUNS_SQL}) {cond} {order} "
            f"LIMIT {int(limit)}")
-    from engine.store.live import connect_with_live
-
-    try:
-        with connect_with_live(ws, timeout_s=LOCK_TIMEOUT_S) as (con, prefix, live):
-            res = con.execute(prefix + sql, live + params)
-            cols = [c[0] for c in res.description]
-            rows = res.fetchall()
-    except StoreError as exc:
-        if not store_path(ws).exists():
-            raise StoreBusy(f"no results store yet at {store_path(ws)}; "
-                            "run `logg-engine run ridge --size 10k`") from exc
-        raise StoreBusy(exc.message) from exc
+    with _reader(ws, live=True) as r:  # the WHERE fragment is the user's: checked as user SQL
+        cols, rows = r.rows(*r.runs_now(sql, params), user=bool(where.strip()))
     total = int(rows[0][-1]) if rows else 0
     return RunsPage(cols[:-1], [r[:-1] for r in rows], total)
 
 
 def run_detail(ws: Path, run_id: str, sample_rows: int = 2000) -> RunDetail:
-    """Everything the Run detail screen shows, in one connection."""
-    from engine.store.connect import connect_ro
-
-    try:
-        with connect_ro(ws, timeout_s=LOCK_TIMEOUT_S) as con:
-            def q(sql: str) -> pd.DataFrame:
-                return con.execute(sql, [run_id]).df()
-
-            run = q("SELECT * FROM runs WHERE run_id = ?")
-            if run.empty:
-                raise StoreBusy(f"run {run_id} is not in the store")
-            params = q("SELECT key, value_type, num_value, text_value FROM run_params "
-                       "WHERE run_id = ? ORDER BY key")
-            overall = q("SELECT subset, metric, value, lo, hi FROM run_metrics "
-                        "WHERE run_id = ? ORDER BY subset, metric")
-            bins = q("SELECT scheme, bin, label, n, r2, r2_lo, r2_hi, mae, rmse, bias, "
-                     "r2_max, eta FROM bin_metrics WHERE run_id = ? ORDER BY scheme, bin")
-            history = q("SELECT step, split, name, value FROM metric_history "
-                        "WHERE run_id = ? ORDER BY name, step")
-            sample = con.execute(
-                "SELECT y_true, y_pred, snr FROM predictions WHERE run_id = ? "
-                f"USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE (0)",
-                [run_id]).df()
-    except StoreError as exc:
-        raise StoreBusy(exc.message) from exc
-    row = {k: plain(v) for k, v in run.iloc[0].items()}
-    try:
-        spec = json.loads(row.get("spec") or "{}")
-    except (TypeError, ValueError):
-        spec = {}
-    return RunDetail(row, params, overall, bins, history, sample, spec)
-
-
-def param_value(row: pd.Series) -> Any:
-    """run_params' typed value back as Python."""
-    t = row["value_type"]
-    if t == "int":
-        return int(row["num_value"])
-    if t in ("float",):
-        return float(row["num_value"])
-    if t == "bool":
-        return bool(row["num_value"])
-    if t == "null":
-        return None
-    return row["text_value"]
+    """Everything the Run detail screen shows, in one reader: the engine's
+    `StoreReader.run_detail`, the same read as `logg-engine runs show`."""
+    with _reader(ws) as r:
+        return r.run_detail(run_id, sample_rows=sample_rows)
 
 
 def compare(ws: Path, run_ids: list[str], scheme: str = "snr") -> dict[str, pd.DataFrame]:
     """Config keys that differ, metric deltas vs the first run, per-bin ΔR² vs the first."""
     ids = list(dict.fromkeys(run_ids))
-    marks = ", ".join("?" * len(ids))
-    from engine.store.connect import connect_ro
-
-    try:
-        with connect_ro(ws, timeout_s=LOCK_TIMEOUT_S) as con:
-            runs = con.execute(f"SELECT run_id, model, preset, dataset_name AS dataset, "
-                               f"train_size, noise_level, seed, test_split FROM runs "
-                               f"WHERE run_id IN ({marks})", ids).df()
-            params = con.execute(f"SELECT * FROM run_params WHERE run_id IN ({marks})",
-                                 ids).df()
-            overall = con.execute(f"SELECT run_id, r2, r2_lo, r2_hi, mae, rmse, bias, n "
-                                  f"FROM run_overall WHERE subset = 'all' AND run_id IN "
-                                  f"({marks})", ids).df()
-            bins = con.execute(f"SELECT run_id, bin, label, r2 FROM bin_metrics WHERE "
-                               f"scheme = ? AND run_id IN ({marks})", [scheme, *ids]).df()
-    except StoreError as exc:
-        raise StoreBusy(exc.message) from exc
+    with _reader(ws) as r:
+        runs = r.df("SELECT run_id, model, preset, dataset_name AS dataset, train_size, "
+                    "noise_level, seed, test_split FROM runs WHERE list_contains(?, run_id)",
+                    [ids])
+        params = r.run_params(ids)
+        overall = r.df("SELECT run_id, r2, r2_lo, r2_hi, mae, rmse, bias, n FROM run_overall "
+                       "WHERE subset = 'all' AND list_contains(?, run_id)", [ids])
+        bins = r.df("SELECT run_id, bin, label, r2 FROM bin_metrics WHERE scheme = ? AND "
+                    "list_contains(?, run_id)", [scheme, ids])
     return {"config": _config_diff(runs, params, ids), "metrics": _metric_deltas(overall, ids),
             "bins": _bin_deltas(bins, ids)}
 
@@ -221,7 +149,7 @@ def _config_diff(runs: pd.DataFrame, params: pd.DataFrame, ids: list[str]) -> pd
     for _, r in runs.iterrows():
         cfg[r["run_id"]].update({k: plain(r[k]) for k in runs.columns if k != "run_id"})
     for _, p in params.iterrows():
-        cfg[p["run_id"]][f"param.{p['key']}"] = param_value(p)
+        cfg[p["run_id"]][f"param.{p['key']}"] = p["value"]
     keys = sorted({k for c in cfg.values() for k in c})
     rows = []
     for k in keys:
@@ -261,9 +189,10 @@ def _bin_deltas(bins: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
 
 
 def scaling(ws: Path) -> pd.DataFrame:
-    """The scaling_curve view (model, dataset, noise_level, train_size, r2, mae, ...)."""
-    return query(ws, "SELECT * FROM scaling_curve ORDER BY model, dataset, noise_level, "
-                     "train_size")
+    """The scaling curve (model, dataset, noise_level, train_size, r2, mae, ...):
+    `StoreReader.scaling_curve`, the same read as the report's scaling section."""
+    with _reader(ws) as r:
+        return r.scaling_curve()
 
 
 def default_snr_runs(ws: Path, k: int = 4) -> list[str]:
@@ -310,8 +239,8 @@ def moe_tables(ws: Path) -> dict[str, pd.DataFrame]:
     out = {"oracle": pd.DataFrame(), "moe_gate": pd.DataFrame(), "deleakage": pd.DataFrame()}
     if _has_views(ws, "moe_bins", "moe_gates", "deleakage"):
         out["oracle"] = query(ws, """
-            SELECT bins, expert_kind AS expert, train_size AS size, bin, label, n_train,
-                   n_test, r2_oracle, r2_global, delta_r2, mae_oracle, mae_global
+            SELECT label, n_test, r2_oracle, r2_global, delta_r2, mae_oracle, mae_global,
+                   n_train, bin, bins, expert_kind AS expert, train_size AS size
             FROM moe_bins WHERE analysis_id = (
                 SELECT analysis_id FROM analyses WHERE kind = 'moe_oracle'
                 ORDER BY created DESC NULLS LAST LIMIT 1) ORDER BY bin""")
@@ -342,9 +271,8 @@ def moe_tables(ws: Path) -> dict[str, pd.DataFrame]:
 def _has_views(ws: Path, *names: str) -> bool:
     """True when the store has every named view (the analysis views arrive with
     migration 002; an older store may lack them)."""
-    have = set(query(ws, "SELECT view_name FROM duckdb_views() WHERE NOT internal")
-               ["view_name"])
-    return set(names) <= have
+    with _reader(ws) as r:
+        return r.has(*names)
 
 
 def store_objects(ws: Path) -> pd.DataFrame:

@@ -37,7 +37,8 @@ def make_run_folder(ws: Path, run_id: str, *, model: str = "ridge", train_size: 
                     "finished", pid: int | None = None, params: dict | None = None,
                     dataset: str = "default", last_event_age: float = 0.0,
                     ended: float | None = None, n_boot: int = 50,
-                    queued: bool = False) -> Path:
+                    queued: bool = False, fingerprint: str = FINGERPRINT,
+                    generator_version: str | None = None) -> Path:
     """Write one run folder. status=None: no end event (a running or lost run); pid
     defaults to a pid that cannot exist. `noise` is the prediction scatter in dex."""
     d = Path(ws) / "runs" / run_id
@@ -48,8 +49,10 @@ def make_run_folder(ws: Path, run_id: str, *, model: str = "ridge", train_size: 
         "run_id": run_id, "model": model, "preset": "default",
         "params": params if params is not None else {"alpha": 5000.0, "fit_intercept": True},
         "config_hash": f"cfg-{model}-{json.dumps(params, sort_keys=True)}",
-        "dataset": {"name": dataset, "path": f"/data/{dataset}", "fingerprint": FINGERPRINT,
-                    "splits": {"train": 200_000, "val": 1000, "test": n}},
+        "dataset": {"name": dataset, "path": f"/data/{dataset}", "fingerprint": fingerprint,
+                    "splits": {"train": 200_000, "val": 1000, "test": n},
+                    **({"generator_version": generator_version, "preset": dataset, "seed": 0}
+                       if generator_version else {})},
         "train_size": train_size, "noise_level": 1.0, "seed": seed, "test_split": "test",
         "val_split": "val", "git": {"sha": "abc123", "dirty": False},
         "versions": {"python": "3.11"}, "host": socket.gethostname(),
@@ -76,7 +79,7 @@ def make_run_folder(ws: Path, run_id: str, *, model: str = "ridge", train_size: 
         preds = split.drop(columns=["log_g"]).assign(y_true=y, y_pred=pred)
         preds.to_parquet(d / "predictions.parquet", index=False)
         ev = evaluate(y, pred, split, n_boot=n_boot, seed=0,
-                      eval_key={"dataset_fingerprint": FINGERPRINT, "split": "test",
+                      eval_key={"dataset_fingerprint": fingerprint, "split": "test",
                                 "noise_level": 1.0, "realisation": "stored"})
         (d / "metrics.json").write_text(json.dumps(ev.to_json()))
     return d

@@ -25,7 +25,7 @@ from engine.procs import pid_alive
 from engine.run_state import STALE_S, fold_events, fold_run_folder
 from engine.runs.executor import follow
 from engine.store.ingest import ingest_all
-from engine.store.read import query_df
+from engine.store.reader import query_df
 from logg_tui.jobs import Job, JobManager
 from logg_tui.screens.jobs import jobs_rows, progress_line
 

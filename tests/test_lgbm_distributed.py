@@ -163,7 +163,7 @@ def test_cli_run_with_two_workers_lands_in_the_store(tiny_dataset, _isolated_wor
     """`logg-engine run lgbm --workers 2` as a real subprocess (its own private Ray):
     finishes, is in the store with workers=2, and predicts exactly what `--workers 1`
     predicts for the same spec (bagging off)."""
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     ws = _isolated_workspace
     common = ["run", "lgbm", "--size", "1000", "--dataset", str(tiny_dataset),
@@ -202,7 +202,7 @@ def test_sigterm_cancels_a_distributed_run(tiny_dataset, _isolated_workspace, mo
     from engine.runs.provenance import provenance
     from engine.runs.scaling import dataset_info
     from engine.runs.spec import build_spec
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     monkeypatch.setenv("LOGG_HEARTBEAT_S", "0.5")
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")

@@ -21,7 +21,7 @@ import pytest
 
 from engine.errors import SpecError
 from engine.runs.scaling import plan_grid, run_grid
-from engine.store.read import query_df
+from engine.store.reader import query_df
 from fakes import make_fake_dataset
 
 SIZES = ["300", "600"]

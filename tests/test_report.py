@@ -20,6 +20,7 @@ from engine.analysis.record import AnalysisResult, write_analysis
 from engine.analysis.moe.rho import (NA_GAIN_CI, NA_NO_GAIN, RHO_MIN_GAIN, rho, rho_undefined_reason,
                                  rho_with_ci)
 from engine.cli import app
+from engine.io.dataset import Dataset
 from engine.report import research_reference as REF
 from engine.store.ingest import ingest_all
 from engine.store.ingest_analysis import ingest_analysis
@@ -47,9 +48,11 @@ def toy_ws(tmp_path_factory):
     logreg gate and the de-leakage study on a 900/200/300-row pfsspec dataset `toy`."""
     root = tmp_path_factory.mktemp("report")
     ws, data = root / "ws", make_toy_analysis_dataset(root / "toy")
+    with Dataset(data) as ds:  # runs and analyses on the same build (one fingerprint)
+        fp = ds.fingerprint()
     for k, (model, n, scatter) in enumerate(RUNS):
         make_run_folder(ws, f"{model}-{n}", model=model, train_size=n, noise=scatter,
-                        dataset="toy", ended=1.7e9 + k,
+                        dataset="toy", ended=1.7e9 + k, fingerprint=fp,
                         params={"alpha": 5000.0} if model == "ridge" else {"n_estimators": 500})
     ingest_all(ws)
     common = ("--dataset", data, "--size", "900", "--n-boot", "100", "--workspace", ws, "--json")

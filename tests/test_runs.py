@@ -88,7 +88,7 @@ def test_run_json_events_and_store(ws):
     m = json.loads((run_dir / "metrics.json").read_text())
     best = max(m["extra"]["model"]["alpha_curve"], key=lambda r: r["val_r2"])["alpha"]
     assert m["extra"]["model"]["alpha"] == best
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     row = query_df(ws, "SELECT status, config_hash, train_size FROM runs").iloc[0]
     assert row.status == "finished" and row.config_hash == info["config_hash"]

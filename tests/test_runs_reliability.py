@@ -17,7 +17,7 @@ from engine.runs.folder import create_run_folder
 from engine.runs.provenance import provenance
 from engine.runs.scaling import dataset_info
 from engine.runs.spec import build_spec
-from engine.store.read import query_df
+from engine.store.reader import query_df
 from fakes import make_fake_dataset
 
 # A LightGBM run that would take minutes: tiny learning rate, no early stopping.

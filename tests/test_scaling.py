@@ -11,7 +11,7 @@ import pytest
 
 from engine.errors import SpecError
 from engine.runs.scaling import grid_table, plan_grid
-from engine.store.read import query_df
+from engine.store.reader import query_df
 from fakes import make_fake_dataset
 
 CLI = [sys.executable, "-c", "from engine.cli import main; main()"]

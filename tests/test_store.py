@@ -18,7 +18,13 @@ from engine.errors import StoreError
 from engine.paths import store_path
 from engine.store import connect as C
 from engine.store.ingest import ingest_all, ingest_run
-from engine.store.read import connect_ro, find_finished_run, scaling_table
+from engine.store.connect import connect_ro
+from engine.store.reader import StoreReader, find_finished_run
+
+
+def scaling_table(ws, dataset=None):
+    with StoreReader(ws) as r:
+        return r.scaling_curve(dataset=dataset)
 
 TABLES = ("schema_meta", "datasets", "runs", "run_params", "metric_history", "run_metrics",
           "bin_metrics", "predictions", "analyses", "analysis_rows", "run_facts")
@@ -49,7 +55,7 @@ def test_fresh_store_has_the_schema_and_its_version(_isolated_workspace):
                                            "information_schema.tables").fetchall()}
     # base schema (1) then every migration, in order
     assert versions == [1, *(n for n, _ in C.migrations())]
-    assert versions[-1] == C.schema_version() == max(n for n, _ in C.migrations()) == 4
+    assert versions[-1] == C.schema_version() == max(n for n, _ in C.migrations()) == 5
     assert set(TABLES) | {"leaderboard", "scaling_curve", "r2_vs_snr", "bin_table"} <= names
     assert "moe_experts" not in names  # never written; dropped by migration 004
     assert not list(ws.glob(".results.duckdb.*"))  # built aside, renamed into place

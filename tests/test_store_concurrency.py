@@ -13,7 +13,7 @@ from _runfolders import make_run_folder
 from engine.errors import StoreError
 from engine.paths import store_path
 from engine.store.ingest import ingest_all, ingest_run
-from engine.store.read import connect_ro
+from engine.store.connect import connect_ro
 
 INGEST = """
 import sys, time

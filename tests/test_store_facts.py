@@ -17,7 +17,7 @@ from _runfolders import make_run_folder
 from engine.paths import store_path
 from engine.store import connect as C
 from engine.store.ingest import ingest_all, ingest_run
-from engine.store.read import connect_ro
+from engine.store.connect import connect_ro
 from engine.report.document import build_report
 
 VIT_FACTS = {"n_params": 4_321_987, "best_epoch": 7, "best_val_r2": 0.8125,

@@ -76,6 +76,32 @@ def _counts(ws: Path) -> tuple[int, int, list]:
     return sum(r[2] for r in runs), n_an, runs
 
 
+def test_a_study_of_real_steps_resumes_and_a_second_one_adds_nothing(tmp_path):
+    """Real logg-engine steps (tiny data, ridge, de-leakage) through run_study: a step
+    that failed is rerun by the next study, finished ones never; runs are not repeated."""
+    from engine.study.plan import Step
+    from engine.study.runner import run_study
+
+    ws = tmp_path / "ws"
+    folder = ws / "studies" / "mini"
+    ds = ("--dataset", "tiny")
+    steps = [Step("data", "data", ("data", "generate", "--preset", "tiny", "--name", "tiny",
+                                   "--no-crlb", "--compile", "off"), 30),
+             Step("ridge", "ridge", ("scaling", *ds, "--models", "ridge", "--sizes", "500"), 9),
+             Step("bad", "bad", ("scaling", *ds, "--models", "ridge", "--sizes", "5M"), 1)]
+    out = run_study(steps, workspace=ws, folder=folder, keep_going=True)
+    assert [o.status for o in out] == ["finished", "finished", "failed"]
+    assert "5M" in (folder / "steps" / "bad.log").read_text()  # the command's own error
+    fixed = steps[:2] + [Step("leak", "leak", ("deleakage", "--size", "500", *ds), 9)]
+    again = run_study(fixed, workspace=ws, folder=folder)
+    assert [o.status for o in again] == ["skipped", "skipped", "finished"]
+    n_runs, n_an, runs = _counts(ws)
+    assert runs == [("ridge", 500, 1)] and n_an == 1
+    assert [o.status for o in run_study(fixed, workspace=ws, folder=folder)] == ["skipped"] * 3
+    assert _counts(ws)[:2] == (n_runs, n_an)
+
+
+@pytest.mark.slow
 def test_tiny_study_runs_every_step_then_a_second_study_adds_nothing(tmp_path):
     ws = tmp_path / "ws"
     first = _study(ws)
@@ -89,7 +115,7 @@ def test_tiny_study_runs_every_step_then_a_second_study_adds_nothing(tmp_path):
     assert [(m, n, c) for m, n, c in runs] == [("lgbm", 500, 1), ("lgbm", 1000, 1),
                                                ("ridge", 500, 1), ("ridge", 1000, 1),
                                                ("vit", 500, 1)]
-    assert n_an == 5  # 2 oracles, 1 gate, de-leakage, ceiling
+    assert n_an == 4  # 2 oracles, 1 gate, de-leakage (tiny has no CRLBs: no ceiling)
     second = _study(ws)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "running" not in second.stdout
@@ -99,6 +125,26 @@ def test_tiny_study_runs_every_step_then_a_second_study_adds_nothing(tmp_path):
     events = [json.loads(line) for line in
               (ws / "studies" / "tiny" / "events.jsonl").read_text().splitlines()]
     assert [e["status"] for e in events if e["event"] == "end"] == ["finished", "finished"]
+    _check_results_page(ws, tmp_path / "docs" / "results.md")
+
+
+def _check_results_page(ws: Path, out: Path) -> None:
+    """`export results` writes the page and its figures from the store: the R² printed
+    for ridge at 1000 is the store's, and the images are real PNGs."""
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "export", "results", "--out",
+                           str(out), "--workspace", str(ws)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    con = duckdb.connect(str(ws / "results.duckdb"), read_only=True)
+    try:
+        r2 = con.execute("SELECT o.r2 FROM runs r JOIN run_overall o USING (run_id) WHERE "
+                         "o.subset = 'all' AND r.model = 'ridge' AND r.train_size = 1000 "
+                         "AND r.status = 'finished'").fetchone()[0]
+    finally:
+        con.close()
+    page = out.read_text()
+    assert f"{r2:.3f}" in page and "generator version" in page and "\x1b[" not in page
+    for name in ("scaling.png", "r2_vs_snr.png"):  # R² vs SNR without a ceiling here
+        assert (out.parent / "results" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
@@ -119,3 +165,40 @@ def test_a_study_killed_mid_step_continues_and_never_repeats_a_finished_run(tmp_
     assert again.stdout.count(": skipped") >= 2
     _, _, runs = _counts(ws)
     assert all(c == 1 for _, _, c in runs), runs
+
+
+def test_study_progress_is_the_run_fold_and_shows_in_the_tui_jobs_screen(tmp_path):
+    """A real (trivial) study's events.jsonl, folded like a run's: finished, steps done,
+    and the same line on logg-tui's Jobs screen."""
+    import asyncio
+
+    from textual.widgets import Static
+
+    from engine.study.plan import Step
+    from engine.study.runner import run_study
+    from engine.study.state import study_line, study_states
+    from logg_tui.app import LoggApp
+
+    ws = tmp_path / "ws"
+    steps = [Step("a", "first", ("query", "--help"), 1.0),
+             Step("b", "second", ("query", "--help"), 1.0),
+             Step("c", "on a GPU", ("query", "--help"), 1.0, skip_reason=GPU_ONLY)]
+    out = run_study(steps, workspace=ws, folder=ws / "studies" / "mini")
+    assert [o.status for o in out] == ["finished", "finished", "listed"]
+    (name, st), = study_states(ws)
+    assert (name, st.status, st.done, st.total) == ("mini", "finished", 3, 3)
+    line = study_line(name, st)
+    assert line.startswith("study mini: finished · 3/3 steps")
+
+    async def look() -> str:
+        app = LoggApp(ws)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("5")
+            for _ in range(50):
+                await pilot.pause(0.1)
+                text = str(app.screen.query_one("#studies", Static).render())
+                if "study mini" in text:
+                    return text
+        return text
+
+    assert asyncio.run(look()).startswith("study mini: finished · 3/3 steps")

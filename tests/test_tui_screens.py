@@ -199,6 +199,33 @@ async def test_sql_screen_runs_read_only_queries(ws):
         assert "read-only" in status(app)
 
 
+async def test_sql_escape_leaves_the_editor(ws):
+    """Escape hands the keys back to the screen: a digit then switches screens instead of
+    going into the query; e goes back into the editor."""
+    app = LoggApp(ws, readonly=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("6")
+        await settle(pilot)
+        area = app.screen.query_one("#query", TextArea)
+        area.text = "SELECT 1"
+        area.focus()
+        await pilot.press("end", "space", "2")
+        assert area.text == "SELECT 1 2"  # in the editor, a digit is text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not area.has_focus
+        await pilot.press("2")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "ScalingScreen"
+        assert area.text == "SELECT 1 2"
+        await pilot.press("6")
+        await settle(pilot)
+        await pilot.press("e", "3")
+        assert area.has_focus and area.text.endswith("3")
+        assert type(app.screen).__name__ == "SqlScreen"
+
+
 async def test_help_on_every_screen(ws):
     app = LoggApp(ws, readonly=True)
     async with app.run_test(size=(80, 24)) as pilot:

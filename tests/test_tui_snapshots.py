@@ -1,6 +1,9 @@
 """SVG snapshots of the main screens (pytest-textual-snapshot) on a deterministic store:
 run folders written with the engine's evaluate() at fixed times and seeds, ingested by
 engine.store.ingest, at a fixed path (the path shows in the header and the launch form).
+Every screen also has an 80×24 snapshot (the smallest terminal we support): its key
+columns must be in view there (issue 14 item 6). Jobs has none: its idle progress bar is
+animated, so its SVG differs run to run (tests/test_tui_jobs.py covers that screen).
 Update after an intended change with `pytest tests/test_tui_snapshots.py --snapshot-update`
 and look at the SVGs in tests/__snapshots__/test_tui_snapshots/."""
 
@@ -72,3 +75,39 @@ def test_launch_form(ws, snap_compare):
 
 def test_help(ws, snap_compare):
     assert snap_compare(app(ws), terminal_size=(80, 24), run_before=keys("question_mark"))
+
+
+# ------------------------------------------------------------------ every screen at 80×24
+SMALL = (80, 24)
+
+
+def test_run_detail_80x24(ws, snap_compare):
+    assert snap_compare(app(ws), terminal_size=SMALL, run_before=keys("down", "down", "enter"))
+
+
+def test_run_detail_bins_80x24(ws, snap_compare):
+    """scheme, label, n, R² with its CI and the ceiling r2_max in view."""
+    assert snap_compare(app(ws), terminal_size=SMALL,
+                        run_before=keys("down", "down", "enter", "t"))
+
+
+def test_compare_80x24(ws, snap_compare):
+    assert snap_compare(app(ws), terminal_size=SMALL,
+                        run_before=keys("down", "space", "space", "c", "t"))
+
+
+def test_scaling_80x24(ws, snap_compare):
+    assert snap_compare(app(ws), terminal_size=SMALL, run_before=keys("2"))
+
+
+def test_r2_vs_snr_80x24(ws, snap_compare):
+    """The table goes under the plot: run, SNR, R², ceiling and gap all in view."""
+    assert snap_compare(app(ws), terminal_size=SMALL, run_before=keys("3"))
+
+
+def test_sql_80x24(ws, snap_compare):
+    assert snap_compare(app(ws), terminal_size=SMALL, run_before=keys("6", "f5"))
+
+
+def test_launch_80x24(ws, snap_compare):
+    assert snap_compare(app(ws), terminal_size=SMALL, run_before=keys("l"))

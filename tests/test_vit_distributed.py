@@ -195,6 +195,6 @@ def test_cli_run_with_two_workers_lands_in_the_store(_isolated_workspace, tiny_d
     r2 = 1 - np.sum((pred.y_true - pred.y_pred) ** 2) / \
         np.sum((pred.y_true - pred.y_true.mean()) ** 2)
     assert np.isfinite(m["overall"]["r2"]) and m["overall"]["r2"] == pytest.approx(r2)
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
     df = query_df(ws, "SELECT status FROM runs WHERE run_id = ?", [run_dir.name])
     assert list(df.status) == ["finished"]

@@ -20,7 +20,7 @@ _LATEST = ("SELECT analysis_id FROM analyses WHERE kind = ? {extra} "
 
 
 def _latest(ws: Path, kind: str, where: str = "", params: list | None = None) -> str | None:
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     df = query_df(ws, _LATEST.format(extra=where), [kind, *(params or [])])
     return None if df.empty else str(df.iloc[0, 0])
@@ -54,7 +54,7 @@ def _vit_row(r: dict) -> dict:
 
 def export_research(ws: Path, out: Path) -> dict[str, str]:
     """Write every file that has data; returns {relative path: 'written' | 'no data'}."""
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     out = Path(out)
     done: dict[str, str] = {}

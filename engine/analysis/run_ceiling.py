@@ -42,7 +42,7 @@ def run_ceiling(ws: Path, *, dataset: str = "default", runs: list[str] | None = 
 
 def _runs(ws: Path, fingerprint: str, runs: list[str] | None) -> list[tuple[str, str]]:
     """(run_id, model) of the given runs, or of every finished run on the dataset."""
-    from engine.store.read import query_df, store_exists
+    from engine.store.reader import query_df, store_exists
 
     if not store_exists(ws):
         if runs:
@@ -65,7 +65,7 @@ def _runs(ws: Path, fingerprint: str, runs: list[str] | None) -> list[tuple[str,
 def _predictions(ws: Path, run_id: str, meta: pd.DataFrame) -> pd.DataFrame:
     """The run's stored predictions; snr / mag / crlb_log_g missing there are taken from
     the test split by row index."""
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     p = query_df(ws, "SELECT idx, y_true, y_pred, snr, mag, crlb_log_g FROM predictions "
                  "WHERE run_id = ? ORDER BY idx", [run_id])

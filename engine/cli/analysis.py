@@ -42,7 +42,7 @@ def _record_and_show(ws: Path, result, views: list[tuple[str, str]], as_json: bo
     from engine.analysis.record import write_analysis
     from engine.jsonsafe import json_safe
     from engine.store.ingest_analysis import ingest_analysis
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     aid = ingest_analysis(ws, write_analysis(ws, result))
     frames = {}
@@ -65,7 +65,7 @@ def _explain_undefined_rho(ws: Path, aid: str) -> None:
     """Say why ρ is empty: the oracle's gain over the global model is not established, so
     there is no headroom for the gate to retain (engine.analysis.moe.rho)."""
     from engine.analysis.moe.rho import RHO_MIN_GAIN, NA_GAIN_CI, NA_NO_GAIN
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     rows = query_df(ws, "SELECT subset, r2_oracle, r2_global FROM moe_gates WHERE "
                     "analysis_id = ? AND section = 'overall' AND rho IS NULL", [aid])
@@ -264,3 +264,17 @@ def export_research_cmd(out: Path = typer.Argument(..., help="Folder to write re
         return
     for rel, state in done.items():
         typer.echo(f"{state:8s} {Path(out) / rel}")
+
+
+@export_app.command("results")
+@guard
+def export_results_cmd(out: Path = typer.Option(Path("docs/results.md"), "--out",
+                                                help="The markdown page to write."),
+                       dataset: str = typer.Option(None, "--dataset", help="Dataset name "
+                                                   "(default: the one with most runs)."),
+                       workspace: Path = WorkspaceOpt) -> None:
+    """Write docs/results.md (tables, R²-vs-size and R²-vs-SNR figures) from the store."""
+    from engine.report.results_page import write_results_page
+
+    for path in write_results_page(_ws(workspace), out, dataset):
+        typer.echo(f"written  {path}")

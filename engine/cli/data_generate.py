@@ -25,9 +25,13 @@ def generate_cmd(
     name: str = typer.Option(None, "--name", help="Dataset name (default: the preset)."),
     no_crlb: bool = typer.Option(False, "--no-crlb", help="Skip the CRLB columns of val/test."),
     compile_: str = typer.Option("auto", "--compile", help="torch.compile: auto | on | off."),
+    keep_free: str = typer.Option("0", "--keep-free", help="Disk space the build must leave "
+                                  "free, e.g. 2G or 500M (checked before writing)."),
     workspace: Path = WorkspaceOpt,
 ) -> None:
-    """Generate a pfsspec-layout dataset (resumes an interrupted build)."""
+    """Generate a pfsspec-layout dataset. Checks the disk space first; an interrupted
+    build resumes where it stopped (finished shards are verified, a partial shard
+    continues from its last checkpoint)."""
     from engine.cli.progress import RichProgress
     from engine.errors import SpecError
     from engine.generator.build import build_dataset
@@ -43,11 +47,25 @@ def generate_cmd(
                         hint="use a plain folder name like my-set")
     if compile_ not in ("auto", "on", "off"):
         raise SpecError(f"bad --compile {compile_!r}", key="compile", hint="auto, on or off")
+    reserve = parse_bytes(keep_free)
     with RichProgress(f"generate {name or preset}") as cb:
         root = build_dataset(preset, out=out, seed=seed, size=n, name=name,
                              crlb=not no_crlb, compile=compile_, callbacks=[cb],
-                             workspace=workspace)
+                             workspace=workspace, keep_free=reserve)
     typer.echo(f"dataset written: {root}")
+
+
+def parse_bytes(text: str) -> int:
+    """'2G' → 2e9, '500M' → 5e8, '0' → 0 (decimal units, as the estimate prints)."""
+    import re
+
+    from engine.errors import SpecError
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?\s*", str(text))
+    if not m:
+        raise SpecError(f"bad --keep-free {text!r}", key="keep-free",
+                        hint="use a size like 0, 500M, 2G")
+    mult = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[m.group(2).lower()]
+    return int(float(m.group(1)) * mult)
 
 
 @data_app.command("calibrate")

@@ -193,19 +193,26 @@ def runs_compare(
 @guard
 def query_cmd(
     sql: str = typer.Argument(..., help="One SQL statement (read-only). Views: see docs/sql.md."),
+    limit: int = typer.Option(100_000, "--limit", min=1, help="At most this many rows."),
     as_json: bool = JsonOpt, as_csv: bool = CsvOpt, workspace: Path = WorkspaceOpt,
 ) -> None:
-    """Run read-only SQL against the store (tables and views in docs/sql.md)."""
-    from engine.store.sql import run_query
+    """Run read-only SQL against the store (tables and views in docs/sql.md). Only
+    SELECT-like statements run: no writes, files, ATTACH, INSTALL/LOAD or SET."""
+    from engine.store.reader import user_query
 
-    _emit_frame(run_query(_ws(workspace), sql), as_json, as_csv)
+    df, cut = user_query(_ws(workspace), sql, limit)
+    _emit_frame(df, as_json, as_csv)
+    if cut:
+        typer.echo(f"(first {limit} rows; --limit raises it)", err=True)
 
 
 @app.command("report")
 @guard
 def report_cmd(
     dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the one with "
-                                "the most finished runs)."),
+                                "the most finished runs), or NAME@FINGERPRINT to pick one "
+                                "build when several share the name (e.g. two generator "
+                                "versions); otherwise the build with the most runs."),
     out: Path = typer.Option(None, "--out", help="Write the markdown here instead of stdout."),
     compare: bool = typer.Option(True, "--compare/--no-compare", help="Add the table of our "
                                  "numbers beside the research's reference values (labelled)."),

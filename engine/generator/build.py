@@ -2,13 +2,19 @@
 
 Each shard is a pure function of (seed, shard name, generator version): its labels,
 observing conditions, k factors and frozen test noise come from an RNG seeded with both,
-so shards can be rebuilt, resumed or generated in any order with identical results. A
-shard file appears only when complete (engine.io's writer renames a temporary file), so
-an interrupted build resumes by skipping the shard files that exist. The manifest
-`dataset.json` is rewritten atomically after every shard."""
+so shards can be rebuilt, resumed or generated in any order with identical results.
+
+Nothing that looks finished before it is (issue 11 item 7): the bytes a build needs are
+estimated and checked against the free disk space before anything is written; each shard
+is written to `dataset.h5.partial` with checkpoints (engine.io.shard_writer), verified,
+and only then renamed to `dataset.h5`; a resume re-verifies every shard it skips and
+continues a partial shard from its last checkpoint; `.building.json` marks an unfinished
+build and the manifest `dataset.json` is written (atomically) only when every shard is
+in place. A full disk is one DataError, with the temporary files removed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import zlib
@@ -17,16 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import SpecError
+from engine.errors import EngineError, SpecError
 from engine.events import Callbacks, emit
 from engine.generator.noise import NoiseConfig, draw_k, error_from_flux
 from engine.generator.presets import Preset, ShardSpec, get_preset, with_train_size
 from engine.generator.priors import sample_labels, sample_observing
 from engine.generator.synth import PARAMS
+from engine.io.dataset import BUILDING
 
 GENERATOR_VERSION = "1.0"
 NOISE_LEVEL = 1.0
 FROZEN_NOISE_SEED = 42      # the research froze test noise with seed 42 (engine.io default)
+CRLB_CHECKPOINT_ROWS = 64   # ~25 s of CRLB at 2.7/s: the CRLB pass's resume unit
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,8 @@ class BuildConfig:
     compile: str = "auto"        # "auto" | "on" | "off": torch.compile the forward model
     batch: int = 64
     noise: NoiseConfig = field(default_factory=NoiseConfig)
+    keep_free: int = 0           # bytes the build must leave free on the disk
+    checkpoint_rows: int = 4096  # rows between checkpoints inside a shard (resume unit)
 
     def signature(self) -> dict:
         """What must match for a resume to reuse finished shards."""
@@ -58,10 +68,12 @@ def build_dataset(preset: str | Preset = "default", *, out: str | Path | None = 
                   seed: int = 0, size: int | None = None, name: str | None = None,
                   crlb: bool = True, compile: str = "auto", batch: int = 64,
                   noise: NoiseConfig | None = None, callbacks: Callbacks | None = None,
-                  workspace: str | Path | None = None) -> Path:
+                  workspace: str | Path | None = None, keep_free: int = 0,
+                  checkpoint_rows: int = 4096) -> Path:
     """Build (or resume) a dataset; returns its root folder.
 
-    out default: `<workspace>/datasets/<name or preset>/`."""
+    out default: `<workspace>/datasets/<name or preset>/`. keep_free: bytes the build must
+    leave free (checked before writing). checkpoint_rows: resume granularity in a shard."""
     from engine.paths import datasets_dir, workspace as ws_root
     p = get_preset(preset) if isinstance(preset, str) else preset
     if size is not None:
@@ -69,7 +81,7 @@ def build_dataset(preset: str | Preset = "default", *, out: str | Path | None = 
     ds_name = name or p.name
     root = Path(out) if out is not None else datasets_dir(ws_root(workspace)) / ds_name
     cfg = BuildConfig(p, root, int(seed), ds_name, crlb, compile, int(batch),
-                      noise or NoiseConfig())
+                      noise or NoiseConfig(), int(keep_free), int(checkpoint_rows))
     return Builder(cfg).run(callbacks)
 
 
@@ -79,56 +91,136 @@ class Builder:
             raise SpecError(f"compile must be auto|on|off, not {cfg.compile!r}", key="compile")
         if cfg.batch < 1:
             raise SpecError("batch must be ≥ 1", key="batch")
+        if cfg.checkpoint_rows < 1:
+            raise SpecError("checkpoint_rows must be ≥ 1", key="checkpoint_rows")
         self.cfg = cfg
         self.root = Path(cfg.out)
         self._synth = None
 
     # -- manifest ------------------------------------------------------------------
     def _check_existing(self) -> None:
-        path = self.root / "dataset.json"
-        if not path.exists():
-            return
-        try:
-            old = json.loads(path.read_text()).get("build", {})
-        except (OSError, ValueError):
-            old = {}
-        if old and old != self.cfg.signature():
-            raise SpecError("a different dataset already exists in this folder",
-                            path=self.root, key="dataset.json",
-                            hint="use --name/--out for a new folder, or delete the old one")
+        """Refuse to resume into a folder that holds a different build."""
+        for fname in (BUILDING, "dataset.json"):
+            path = self.root / fname
+            if not path.exists():
+                continue
+            try:
+                old = json.loads(path.read_text()).get("build", {})
+            except (OSError, ValueError, AttributeError):
+                old = {}
+            if old and old != self.cfg.signature():
+                raise SpecError("a different dataset already exists in this folder",
+                                path=self.root, key=fname,
+                                hint="use --name/--out for a new folder, or delete the old one")
 
-    def _write_manifest(self, done: dict[str, int], complete: bool) -> None:
+    def _write_manifest(self, done: dict[str, int]) -> None:
         from engine.io.dataset import write_manifest
         from engine.generator.linelist import load_linelist
         from engine.generator.lsf import FWHM_A
         write_manifest(self.root, name=self.cfg.name, preset=self.cfg.preset.name,
                        seed=self.cfg.seed, noise_level=NOISE_LEVEL, shards=done,
-                       extra={"generator_version": GENERATOR_VERSION, "complete": complete,
+                       extra={"generator_version": GENERATOR_VERSION, "complete": True,
                               "build": self.cfg.signature(),
                               "generator": {"n_lines": len(load_linelist()), "lsf_fwhm": FWHM_A,
                                             "frozen_noise_seed": FROZEN_NOISE_SEED}})
 
+    def _mark_building(self) -> None:
+        """`.building.json` says "unfinished" to readers (engine.io.dataset refuses such a
+        folder) and holds the signature a resume must match; the old manifest goes."""
+        from engine.atomic import write_json
+        write_json(self.root / BUILDING, {"build": self.cfg.signature()}, safe=False)
+        (self.root / "dataset.json").unlink(missing_ok=True)
+
     # -- run -------------------------------------------------------------------------
     def run(self, callbacks: Callbacks | None = None) -> Path:
+        from engine.io.diskspace import disk_full_error, is_disk_full
+        created = not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
         self._check_existing()
         shards = self.cfg.preset.shards
-        done = {s.name: s.rows for s in shards if (self.root / s.name / "dataset.h5").exists()}
-        todo = [s for s in shards if s.name not in done]
-        for s in shards:
-            if s.name in done:
-                emit(callbacks, "log", message=f"skip {s.name} (already built)")
+        todo = [s for s in shards if not self._verified(s, callbacks)]
+        if todo or not (self.root / "dataset.json").exists():
+            try:
+                self._preflight(todo, callbacks)
+            except EngineError:
+                if created:  # leave no empty folder behind a refused build
+                    self.root.rmdir()
+                raise
+            try:
+                self._mark_building()
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise disk_full_error(self.root, what="starting the build") from None
+                raise
         units = sum(s.rows * (2 if (s.crlb and self.cfg.crlb) else 1) for s in todo)
         emit(callbacks, "start", total=units, unit="spectra", what=f"generate {self.cfg.name}")
-        self._write_manifest(done, complete=not todo)
         state = {"done": 0, "total": units, "t0": time.time()}
         for spec in todo:
-            self._build_shard(spec, callbacks, state)
-            done[spec.name] = spec.rows
-            self._write_manifest({s.name: done[s.name] for s in shards if s.name in done},
-                                 complete=len(done) == len(shards))
+            self._build_shard_safely(spec, callbacks, state)
+        try:
+            self._write_manifest({s.name: s.rows for s in shards})
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.root, what="writing the manifest") from None
+            raise
+        (self.root / BUILDING).unlink(missing_ok=True)
         emit(callbacks, "end", status="finished", error=None)
         return self.root
+
+    def _verified(self, spec: ShardSpec, callbacks) -> bool:
+        """A finished shard counts only if it passes engine.io.shard_verify; one that
+        fails is removed (with a message) so that it is rebuilt."""
+        from engine.errors import DataError
+        from engine.io.shard_verify import verify_shard
+        path = self.root / spec.name / "dataset.h5"
+        if not path.exists():
+            return False
+        try:
+            info = verify_shard(path, rows=spec.rows, arrays=self._arrays(spec),
+                                require_record=False)
+        except DataError as exc:
+            emit(callbacks, "log", message=f"rebuild {spec.name}: it failed verification "
+                 f"({exc.message})")
+            path.unlink()
+            return False
+        from engine.io.shard_writer import discard_partial
+        discard_partial(path)  # a kill between rename and cleanup leaves a stale progress file
+        how = "verified" if info["checksummed"] else "checked, no checksum (older build)"
+        emit(callbacks, "log", message=f"skip {spec.name} (already built, {how})")
+        return True
+
+    def _preflight(self, todo: list[ShardSpec], callbacks) -> None:
+        """Refuse before writing anything when the disk is too small; say how much the
+        build writes either way. Partial shards already hold their reserved bytes."""
+        from engine.errors import DataError
+        from engine.generator import grids
+        from engine.io.diskspace import MANIFEST_BYTES, fmt_bytes, free_bytes, shard_bytes
+        from engine.io.shard_writer import partial_path, partial_rows
+        n_pix = grids.wave().size
+        total = sum(shard_bytes(s.rows, n_pix, len(self._arrays(s))) for s in todo)
+        parts = [partial_path(self.root / s.name / "dataset.h5") for s in todo]
+        held = sum(p.stat().st_size for p in parts if p.exists())
+        resumed = sum(min(partial_rows(p.with_name("dataset.h5")), s.rows)
+                      for p, s in zip(parts, todo) if p.exists())
+        need = max(0, total - held) + MANIFEST_BYTES
+        free = free_bytes(self.root) - self.cfg.keep_free
+        rows = sum(s.rows for s in todo) - resumed
+        emit(callbacks, "log", message=f"will write {rows} spectra, ~{fmt_bytes(need)} to "
+             f"{self.root} ({fmt_bytes(max(free, 0))} free"
+             + (f" after keeping {fmt_bytes(self.cfg.keep_free)}" if self.cfg.keep_free else "")
+             + ")" + (f"; {resumed} rows already in partial shards" if resumed else ""))
+        if need > free:
+            raise DataError(f"not enough disk space: the build needs ~{fmt_bytes(need)} "
+                            f"({need} bytes) but {fmt_bytes(max(free, 0))} ({max(free, 0)} "
+                            "bytes) is free" + (" after --keep-free" if self.cfg.keep_free
+                                                else ""), path=self.root, key="disk space",
+                            hint="free disk space, pass --out on a bigger disk, or build "
+                                 "fewer rows (--size); nothing was written")
+
+    @staticmethod
+    def _arrays(spec: ShardSpec) -> tuple[str, ...]:
+        """The float arrays a shard writes (the mask exists but is never written)."""
+        return ("flux", "error") + (("noisy",) if spec.noisy else ())
 
     def _synthesiser(self, rows_todo: int):
         if self._synth is None:
@@ -137,8 +229,34 @@ class Builder:
             self._synth = BatchSynth(self.cfg.batch, compile=use)
         return self._synth
 
+    def _build_shard_safely(self, spec: ShardSpec, callbacks, state) -> None:
+        """Build one shard; a full disk becomes one DataError and the shard's temporary
+        files go (an interrupt keeps them: the next run continues from the checkpoint)."""
+        from engine.errors import DataError
+        from engine.io.diskspace import disk_full_error, is_disk_full
+        from engine.io.shard_writer import discard_partial
+        path = self.root / spec.name / "dataset.h5"
+        try:
+            self._build_shard(spec, callbacks, state)
+        except DataError:
+            discard_partial(path)
+            raise
+        except Exception as exc:
+            if is_disk_full(exc):
+                discard_partial(path)
+                from engine.generator import grids
+                from engine.io.diskspace import shard_bytes
+                need = shard_bytes(spec.rows, grids.wave().size, len(self._arrays(spec)))
+                raise disk_full_error(path.parent, needed=need,
+                                      what=f"writing shard {spec.name}") from None
+            raise
+
+    def _shard_key(self, spec: ShardSpec) -> str:
+        doc = {"build": self.cfg.signature(), "shard": asdict(spec), "crlb": self.cfg.crlb}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
     def _build_shard(self, spec: ShardSpec, callbacks, state) -> None:
-        from engine.io.pfsspec import SpectrumWriter
+        from engine.io.shard_writer import ShardWriter
         from engine.generator import grids
         n = spec.rows
         rng = shard_rng(self.cfg.seed, spec.name)
@@ -146,14 +264,25 @@ class Builder:
         obs = sample_observing(rng, n)
         k = draw_k(rng, n, self.cfg.noise)
         wave = grids.wave()
-        synth = self._synthesiser(sum(s.rows for s in self.cfg.preset.shards))
         with_crlb = spec.crlb and self.cfg.crlb
         errors = np.empty((n, wave.size), np.float32) if with_crlb else None
         snr = np.empty((3, n))
-        arrays = ("flux", "error", "mask") + (("noisy",) if spec.noisy else ())
-        with SpectrumWriter(self.root / spec.name / "dataset.h5", n_rows=n, wave=wave,
-                            arrays=arrays, wave_edges=grids.wave_edges()) as w:
-            for s in range(0, n, self.cfg.batch):
+        w = ShardWriter(self.root / spec.name / "dataset.h5", n_rows=n, wave=wave,
+                        arrays=("flux", "error", "mask") + (("noisy",) if spec.noisy else ()),
+                        wave_edges=grids.wave_edges(), key=self._shard_key(spec),
+                        meta={"generator_version": GENERATOR_VERSION, "shard": spec.name})
+        try:
+            first = w.open()
+            if w.discarded:
+                emit(callbacks, "log", message=f"{spec.name}: discarded a partial file "
+                     f"({w.discarded}); starting the shard again")
+            if first:
+                emit(callbacks, "log", message=f"resume {spec.name} at row {first} of {n}")
+                self._reload(w, first, snr, errors)
+            state["total"] -= first  # rows already on disk (the CRLB pass is redone)
+            synth = self._synthesiser(sum(s.rows for s in self.cfg.preset.shards))
+            since = 0
+            for s in range(first, n, self.cfg.batch):
                 e = min(n, s + self.cfg.batch)
                 flux = synth(theta[s:e])
                 err = error_from_flux(flux, wave, obs["mag"][s:e], k[s:e],
@@ -163,19 +292,50 @@ class Builder:
                 w.write_rows(s, flux=flux, error=err, noisy=noisy)
                 if errors is not None:
                     errors[s:e] = err
+                since += e - s
+                if since >= self.cfg.checkpoint_rows and e < n:
+                    w.checkpoint(e)
+                    since = 0
                 _tick(callbacks, state, e - s, spec.name)
-            crlb_cols = self._crlb(theta, errors, spec, callbacks, state) if with_crlb else None
-            w.set_params(_params_table(theta, interp, obs, snr, crlb_cols, self.cfg.noise))
+            if with_crlb and first < n:
+                w.checkpoint(n)  # the rows are durable before the (long) CRLB pass starts
+            crlb_cols = self._crlb(theta, errors, spec, callbacks, state, w) if with_crlb \
+                else None
+            w.finish(_params_table(theta, interp, obs, snr, crlb_cols, self.cfg.noise))
+        finally:
+            w.close()
+        emit(callbacks, "log", message=f"{spec.name} written and verified ({n} rows)")
 
-    def _crlb(self, theta, errors, spec, callbacks, state):
+    @staticmethod
+    def _reload(w, rows: int, snr: np.ndarray, errors: np.ndarray | None) -> None:
+        """The per-row results a resumed shard needs from its checkpointed rows."""
+        for s in range(0, rows, 4096):
+            e = min(rows, s + 4096)
+            flux, err = w.read_rows("flux", s, e), w.read_rows("error", s, e)
+            snr[:, s:e] = _snrs(flux, err)
+            if errors is not None:
+                errors[s:e] = err
+
+    def _crlb(self, theta, errors, spec, callbacks, state, w):
+        """CRLB columns in chunks of 16, checkpointed every `crlb_checkpoint` rows through
+        the shard writer, so a resumed build continues the pass where it stopped."""
         from engine.generator.fisher import crlb
-        out = np.empty((2, len(theta)))
-        chunk = 16
-        for s in range(0, len(theta), chunk):
+        n, chunk = len(theta), 16
+        saved = w.load_side((2, n))
+        out, first = saved if saved is not None else (np.empty((2, n)), 0)
+        if first:
+            emit(callbacks, "log", message=f"resume {spec.name} crlb at row {first} of {n}")
+            state["total"] -= first
+        since = 0
+        for s in range(first, n, chunk):
             r = crlb(theta[s:s + chunk], errors[s:s + chunk], noise_level=NOISE_LEVEL)
             out[0, s:s + chunk] = r.crlb_log_g
             out[1, s:s + chunk] = r.schur
-            _tick(callbacks, state, min(chunk, len(theta) - s), f"{spec.name} crlb")
+            since += min(chunk, n - s)
+            if since >= CRLB_CHECKPOINT_ROWS and s + chunk < n:
+                w.save_side(out, s + chunk)
+                since = 0
+            _tick(callbacks, state, min(chunk, n - s), f"{spec.name} crlb")
         return out
 
 

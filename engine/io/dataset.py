@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.atomic import save_npy, write_json
 import pandas as pd
+
+from engine.atomic import save_npy, write_json
 
 from engine.errors import DataError, SpecError
 from engine.io.seeded_noise import BLOCK_ROWS, add_noise, stream_id
@@ -28,6 +29,8 @@ from engine.io.pfsspec import DEFAULT_CHUNK_ROWS, SpectrumFile
 from engine.io.validate import PARAMS_KEY
 
 MANIFEST = "dataset.json"
+LEGACY_GENERATOR_VERSIONS = ("1.0",)  # fingerprints from before the identity rule
+BUILDING = ".building.json"  # written by the generator while a build is unfinished
 SHARD_FILE = "dataset.h5"
 DEFAULT_FROZEN_SEED = 42  # the research froze val/test noise with seed 42
 _BUILD = "build one with `logg-engine data generate --preset default`"
@@ -79,6 +82,11 @@ class Dataset:
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise DataError("dataset folder not found", path=self.root, hint=_BUILD)
+        if (self.root / BUILDING).exists():
+            raise DataError("this dataset's build has not finished (an interrupted or failed "
+                            "`logg-engine data generate`)", path=self.root, key=BUILDING,
+                            hint="rerun the same `logg-engine data generate` command to "
+                                 "finish it (finished shards are verified and kept)")
         self.manifest: dict[str, Any] = self._read_manifest()
         self.name: str = str(self.manifest.get("name") or self.root.name)
         self.noise_level: float = float(self.manifest.get("noise_level", 1.0))
@@ -160,13 +168,28 @@ class Dataset:
         return Split(self, "train" if n == total else f"train_{n}", segs, stream="train")
 
     # -- identity --------------------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        """What built this dataset, from its manifest: generator_version, preset, seed
+        (None where unknown: no manifest, e.g. research pfsspec files)."""
+        m = self.manifest
+        gv = m.get("generator_version")
+        return {"generator_version": None if gv is None else str(gv),
+                "preset": m.get("preset"), "seed": m.get("seed")}
+
     def fingerprint(self) -> str:
         """Stable 16-hex hash of shard names, row counts, array dtypes and each shard's
-        raw params table bytes (no spectrum array is read). Stored runs key on it."""
+        raw params table bytes (no spectrum array is read), plus the manifest's
+        generator version, preset and seed: two builds by different generator versions
+        never share a fingerprint, even where their labels agree. Stored runs key on it.
+        Generator 1.0 datasets hash as before this rule (their identity was already in
+        the params bytes), so stores that hold their runs keep matching them."""
         if self._fingerprint is None:
             h = hashlib.sha256()
             for s in self.shards:
                 h.update(_shard_digest(self.file(s)).encode())
+            ident = self.identity()
+            if ident["generator_version"] not in (None, *LEGACY_GENERATOR_VERSIONS):
+                h.update(json.dumps(ident, sort_keys=True, default=str).encode())
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
 

@@ -58,7 +58,7 @@ def best_table(d, multi: bool) -> list[str]:
             if isinstance(r.preset, str) and r.preset and r.preset != "default":
                 notes.append(f"preset {r.preset}")
             if r.n_runs > 1:
-                notes.append(f"best of {r.n_runs} runs")
+                notes.append(f"latest of {r.n_runs} runs")
             r2 = with_ci(r.r2, r.r2_lo, r.r2_hi)
             rows.append([f"**{r.model}**", size(r.train_size)]
                         + ([f"{r.noise_level:g}"] if multi else [])
@@ -81,8 +81,7 @@ def model_label(d, model: str, run_id: str) -> str:
         elif p is None or key not in p.index:
             continue
         else:
-            row = p.loc[key]
-            v = row["num_value"] if finite(row["num_value"]) else row["text_value"]
+            v = p.loc[key, "value"]  # decoded by engine.store.reader.param_value
         if finite(v):
             v = f"{float(v):g}"
         parts.append(f"{short}={v}" if short in ("α", "lr", "p", "h", "L") else f"{v} {short}")

@@ -132,14 +132,23 @@ def _params_yaml(d, run_id: str) -> list[str]:
         return ["params: {}"]
     lines = ["params:"]
     for r in p.head(CONFIG_KEYS_MAX).itertuples():
-        if r.value_type in ("int", "float") and finite(r.num_value):
-            v = f"{r.num_value:g}" if r.value_type == "float" else str(int(r.num_value))
-        else:
-            v = _compact(r.text_value) if r.text_value is not None else "null"
-        lines.append(f"  {r.key}: {v}")
+        lines.append(f"  {r.key}: {_yaml_value(r.value)}")
     if len(p) > CONFIG_KEYS_MAX:
         lines.append(f"  # … {len(p) - CONFIG_KEYS_MAX} more: logg-engine runs show {run_id}")
     return lines
+
+
+def _yaml_value(v) -> str:
+    """A decoded parameter (engine.store.reader.param_value) as a YAML scalar."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, dict)):
+        return _compact(json.dumps(v))
+    return str(v)
 
 
 def _compact(text: str) -> str:
@@ -163,8 +172,8 @@ def _n_params(d, run_id: str, facts: dict[str, float]) -> int | None:
         return int(facts["model.n_params"])
     p = d.params[(d.params["run_id"] == run_id) & (d.params["key"] == "n_params")] \
         if len(d.params) else d.params
-    if len(p) and finite(p.iloc[0]["num_value"]):
-        return int(p.iloc[0]["num_value"])
+    if len(p) and finite(p.iloc[0]["value"]):
+        return int(p.iloc[0]["value"])
     return None
 
 

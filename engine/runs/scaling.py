@@ -35,7 +35,7 @@ def plan_grid(models: Sequence[str], sizes: Sequence[str | int], *, workspace: P
     `workers` > 1 applies to the models with data-parallel training (vit, lgbm); the
     others of the grid run as one process."""
     from engine.runs.registry import get_adapter
-    from engine.store.read import find_finished_run
+    from engine.store.reader import find_finished_run
 
     if not models or not sizes:
         raise SpecError("empty grid", key="models/sizes", hint="give --models and --sizes")
@@ -59,7 +59,8 @@ def plan_grid(models: Sequence[str], sizes: Sequence[str | int], *, workspace: P
 
 
 def dataset_info(path: str | Path) -> dict[str, Any]:
-    """{name, path, fingerprint, splits} of a dataset folder, for run.json."""
+    """{name, path, fingerprint, splits, shards, generator_version, preset, seed} of a
+    dataset folder, for run.json."""
     from engine.io.dataset import Dataset
 
     with Dataset(path) as ds:
@@ -70,7 +71,8 @@ def dataset_info(path: str | Path) -> dict[str, Any]:
             except Exception:  # noqa: BLE001 - a dataset without that role
                 splits[role] = None
         return {"name": ds.name, "path": str(ds.root), "fingerprint": ds.fingerprint(),
-                "splits": splits, "shards": {s: ds.rows(s) for s in ds.shards}}
+                "splits": splits, "shards": {s: ds.rows(s) for s in ds.shards},
+                **ds.identity()}
 
 
 def run_grid(points: Sequence[GridPoint], *, workspace: Path,
@@ -107,16 +109,12 @@ def launch_and_wait(spec: RunSpec, workspace: Path,
 
 
 def grid_table(workspace: Path, run_ids: Sequence[str]) -> pd.DataFrame:
-    """The grid's rows of the store's scaling curve (model, train_size, R² with CI,
-    MAE with CI), read from results.duckdb."""
-    from engine.store.read import query_df
+    """The grid's points of the scaling curve (model, train_size, R² with CI, MAE with
+    CI, n, run_id): `StoreReader.scaling_curve` restricted to the grid's runs, the same
+    read as the TUI's Scaling screen and the report."""
+    from engine.store.reader import StoreReader
 
     if not run_ids:
         return pd.DataFrame()
-    marks = ", ".join("?" for _ in run_ids)
-    return query_df(workspace, f"""
-        SELECT r.model, r.train_size, r.noise_level, r.seed, o.r2, o.r2_lo, o.r2_hi,
-               o.mae, o.mae_lo, o.mae_hi, o.n, r.run_id
-        FROM runs r JOIN run_overall o ON o.run_id = r.run_id AND o.subset = 'all'
-        WHERE r.run_id IN ({marks}) AND r.status = 'finished'
-        ORDER BY r.model, r.train_size""", list(run_ids))
+    with StoreReader(workspace) as r:
+        return r.scaling_curve(run_ids=list(run_ids))

@@ -29,6 +29,21 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 NO_RESULTS_HINT = "run `logg-engine run ridge --size 10k`"
 DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
 DEFAULT_TIMEOUT_S = float(os.environ.get("LOGG_STORE_TIMEOUT", "60"))
+# The on-disk format new stores are written in: the newest one the pinned DuckDB CLI
+# (`duckdb-cli`, pyproject.toml) reads, so `duckdb workspace/results.duckdb` opens them.
+STORAGE_COMPATIBILITY = "v1.5.0"
+# Every read-only connection is locked down (engine.store.reader applies user SQL through
+# it): no files, no extensions, no secrets, settings frozen. One config for all readers,
+# because DuckDB refuses a second connection to a file with a different config.
+READ_ONLY_CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "allow_persistent_secrets": False,
+    "lock_configuration": True,
+}
 
 
 def lock_path(ws: Path) -> Path:
@@ -121,15 +136,19 @@ def _scalar(con: DuckDBPyConnection, sql: str) -> Any:
     return None if row is None else row[0]
 
 
-def _connect(path: Path, read_only: bool) -> DuckDBPyConnection:
+def _connect(path: Path, read_only: bool,
+             config: dict[str, Any] | None = None) -> DuckDBPyConnection:
     import duckdb
 
-    return duckdb.connect(str(path), read_only=read_only)
+    if read_only:
+        config = READ_ONLY_CONFIG
+    return duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
 
 
 @contextmanager
 def connect_ro(workspace: Path | str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[Any]:
-    """A short-lived read-only connection (close it quickly: it blocks writers)."""
+    """A short-lived, locked-down read-only connection (close it quickly: it blocks
+    writers). Only engine.store.reader calls this: everything else reads through it."""
     from engine.paths import workspace as resolve
 
     path = store_path(resolve(workspace))
@@ -155,7 +174,7 @@ def create_store(path: Path) -> None:
 
     with atomic_path(path) as tmp:
         wal = Path(str(tmp) + ".wal")
-        con = _connect(tmp, False)
+        con = _connect(tmp, False, {"storage_compatibility_version": STORAGE_COMPATIBILITY})
         try:
             sql = SCHEMA_FILE.read_text()
             con.execute(sql)

@@ -225,14 +225,19 @@ def _predictions_select(rec: RunRecord) -> str:
 def _upsert_dataset(con, d: dict) -> None:
     con.execute(
         "INSERT INTO datasets (fingerprint, name, path, n_train, n_val, n_test, splits, "
-        "first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, now()) "
+        "first_seen, generator_version, preset, seed) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?) "
         "ON CONFLICT (fingerprint) DO UPDATE SET name = excluded.name, path = excluded.path, "
         "n_train = coalesce(excluded.n_train, datasets.n_train), "
         "n_val = coalesce(excluded.n_val, datasets.n_val), "
         "n_test = coalesce(excluded.n_test, datasets.n_test), "
-        "splits = excluded.splits",
+        "splits = excluded.splits, "
+        "generator_version = coalesce(excluded.generator_version, datasets.generator_version), "
+        "preset = coalesce(excluded.preset, datasets.preset), "
+        "seed = coalesce(excluded.seed, datasets.seed)",
         [d["fingerprint"], d.get("name"), d.get("path"), d.get("n_train"), d.get("n_val"),
-         d.get("n_test"), d.get("splits") or json.dumps({})])
+         d.get("n_test"), d.get("splits") or json.dumps({}), d.get("generator_version"),
+         d.get("preset"), d.get("seed")])
 
 
 def _num(x) -> float | None:

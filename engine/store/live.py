@@ -6,16 +6,14 @@ from an earlier ingest. `runs_now_sql(ws)` is a `WITH runs_now AS (...)` prefix:
 `runs` with every run folder that has no `end` event (engine.run_state.in_flight) added or
 replacing its row, each row built exactly as ingest would write it now
 (engine.store.runfolder.read_run_folder: the same fold, so the same running/lost verdict).
-Query `runs_now` instead of `runs` and pass the returned parameters first."""
+Query `runs_now` through `StoreReader(ws, live=True).runs_now(sql, params)`."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from engine.errors import StoreError
-from engine.paths import store_path
 
 TYPES = {"train_size": "BIGINT", "seed": "BIGINT", "pid": "BIGINT", "noise_level": "DOUBLE",
          "duration_s": "DOUBLE", "peak_rss_mb": "DOUBLE", "created": "TIMESTAMP",
@@ -50,27 +48,7 @@ def runs_now_sql(rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
     return sql, [r[c] for r in rows for c in cols]
 
 
-@contextmanager
-def connect_with_live(workspace: Path, *, timeout_s: float) -> Iterator[tuple[Any, str, list]]:
-    """(read-only connection, runs_now prefix, its parameters). With no store file yet but
-    runs in flight, an empty in-memory store stands in, so a first run whose launcher was
-    killed is listed too; with neither, the usual "no results yet" StoreError."""
-    from engine.store.connect import connect_ro
-
-    rows = live_rows(workspace)
-    prefix, params = runs_now_sql(rows)
-    if store_path(Path(workspace)).exists() or not rows:
-        with connect_ro(workspace, timeout_s=timeout_s) as con:
-            yield con, prefix, params
-        return
-    con = _empty_store()
-    try:
-        yield con, prefix, params
-    finally:
-        con.close()
-
-
-def _empty_store() -> Any:
+def empty_store() -> Any:
     """An in-memory DuckDB with the store's schema and migrations (tables and views)."""
     import duckdb
 

@@ -81,7 +81,9 @@ def read_run_folder(run_dir: Path, *, now: float | None = None) -> RunRecord:
         dataset = {"fingerprint": ds["fingerprint"], "name": ds.get("name"),
                    "path": ds.get("path"), "n_train": _int(splits.get("train")),
                    "n_val": _int(splits.get("val")), "n_test": _int(splits.get("test")),
-                   "splits": json.dumps(splits)}
+                   "splits": json.dumps(splits),
+                   "generator_version": _str(ds.get("generator_version")),
+                   "preset": _str(ds.get("preset")), "seed": _int(ds.get("seed"))}
     return RunRecord(run_dir=run_dir, run=row, params=typed_params(_hyper(spec)),
                      history=_history(state), metrics=metrics, dataset=dataset,
                      predictions_path=preds if preds.exists() else None)
@@ -176,4 +178,8 @@ def _command(x):
         import shlex
 
         return shlex.join(str(a) for a in x)
+    return None if x is None else str(x)
+
+
+def _str(x) -> str | None:
     return None if x is None else str(x)

@@ -10,9 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from engine.errors import SpecError
 from engine.jsonsafe import json_safe
-from engine.store.connect import connect_ro
+from engine.store.reader import StoreReader
 
 SPEC_FIELDS = ("model", "preset", "config_hash", "dataset_name", "dataset_fingerprint",
                "train_size", "noise_level", "seed", "test_split", "val_split")
@@ -24,9 +23,6 @@ def list_runs(workspace: Path, *, model: str | None = None, status: str | None =
               dataset: str | None = None, limit: int | None = None) -> pd.DataFrame:
     """One row per run, newest first, with its overall R²/MAE when it has them; runs in
     flight are listed from their folders (engine.store.live), running or lost."""
-    from engine.store.connect import DEFAULT_TIMEOUT_S
-    from engine.store.live import connect_with_live
-
     where, params = [], []
     for col, val in (("r.model", model), ("r.status", status), ("r.dataset_name", dataset)):
         if val is not None:
@@ -39,46 +35,21 @@ def list_runs(workspace: Path, *, model: str | None = None, status: str | None =
            " ORDER BY r.created DESC NULLS LAST, r.run_id DESC")
     if limit:
         sql += f" LIMIT {int(limit)}"
-    with connect_with_live(workspace, timeout_s=DEFAULT_TIMEOUT_S) as (con, prefix, live):
-        return con.execute(prefix + sql, live + params).df()
-
-
-def resolve_run_id(con, ref: str) -> str:
-    """Exact run id, else a unique prefix; SpecError naming the candidates otherwise."""
-    ref = Path(ref).name if "/" in ref else ref
-    hits = [r[0] for r in con.execute("SELECT run_id FROM runs WHERE run_id = ? OR "
-                                      "starts_with(run_id, ?) ORDER BY run_id",
-                                      [ref, ref]).fetchall()]
-    if ref in hits:
-        return ref
-    if len(hits) == 1:
-        return hits[0]
-    if not hits:
-        raise SpecError(f"no run '{ref}' in the store", key="RUN",
-                        hint="`logg-engine runs ls` lists runs; `logg-engine ingest` "
-                        "adds new run folders")
-    raise SpecError(f"'{ref}' matches {len(hits)} runs: {', '.join(hits[:5])}", key="RUN",
-                    hint="give more of the run id")
+    with StoreReader(workspace, live=True) as r:
+        return r.df(*r.runs_now(sql, params))
 
 
 def show_run(workspace: Path, ref: str) -> dict[str, Any]:
-    """Spec, provenance, reproduce command, metrics with CIs, per-bin SNR table."""
-    with connect_ro(workspace) as con:
-        run_id = resolve_run_id(con, ref)
-        run = con.execute("SELECT * EXCLUDE (spec, state_sig) FROM runs WHERE run_id = ?",
-                          [run_id]).df().iloc[0].to_dict()
-        params = con.execute("SELECT key, value_type, num_value, text_value FROM run_params "
-                             "WHERE run_id = ? ORDER BY key", [run_id]).df()
-        metrics = con.execute("SELECT subset, metric, value, lo, hi, dataset_fingerprint, "
-                              "split, noise_level, realisation FROM run_metrics "
-                              "WHERE run_id = ? ORDER BY subset, metric", [run_id]).df()
-        snr = con.execute("SELECT bin, label, n, r2, r2_lo, r2_hi, mae, rmse, bias, r2_max, "
-                          "eta FROM bin_metrics WHERE run_id = ? AND scheme = 'snr' "
-                          "ORDER BY bin", [run_id]).df()
+    """Spec, provenance, reproduce command, metrics with CIs, per-bin SNR table (the
+    reader's `run_detail`, the same one the TUI's Run detail shows)."""
+    with StoreReader(workspace) as r:
+        d = r.run_detail(ref)
+    run, metrics = d.run, d.overall
+    snr = d.bins[d.bins["scheme"] == "snr"].drop(columns="scheme")
     return json_safe({
-        "run_id": run_id,
+        "run_id": d.run_id,
         "spec": {k: run.get(k) for k in SPEC_FIELDS},
-        "params": {r.key: _param_value(r) for r in params.itertuples()},
+        "params": dict(zip(d.params["key"], d.params["value"])),
         "provenance": {k: run.get(k) for k in ("status", "error", "created", "started", "ended",
                                                "duration_s", "host", "pid", "git_sha",
                                                "git_dirty", "peak_rss_mb", "device",
@@ -117,13 +88,3 @@ def compare_runs(workspace: Path, a: str, b: str) -> dict[str, Any]:
             "comparable": ka == kb, "eval_key": {"a": ka, "b": kb}}
 
 
-def _param_value(r):
-    if r.value_type == "bool":
-        return r.text_value == "true"
-    if r.value_type == "int":
-        return int(r.num_value)
-    if r.value_type == "float":
-        return float(r.num_value)
-    if r.value_type == "json":
-        return json.loads(r.text_value)
-    return None if r.value_type == "null" else r.text_value

@@ -52,6 +52,7 @@ class StudyConfig:
     templatefit_size: int | None
     gates: tuple[str, ...] = ("logreg", "mlp", "linear")
     snr_gate: bool = True
+    crlb: bool = True                # CRLB columns (and so the ceiling step)
     test_split: str = "test"
     lgbm_preset: str = "lgbm-fast"
     vit_preset: str = "vit-cpu"
@@ -107,13 +108,13 @@ STUDIES: dict[str, StudyConfig] = {
         name="demo", dataset_preset="default", dataset="default",
         sizes=(2 * K, 5 * K, 10 * K, 30 * K), vit_sizes=(10 * K,), vit_gpu_sizes=(),
         moe_size=10 * K, gate_size=10 * K, deleakage_size=5 * K, templatefit_size=None,
-        gates=("logreg",), snr_gate=False, vit_overrides=("max_epochs=3",)),
-    # Seconds per step: what the tests run.
+        gates=("logreg",), snr_gate=False, vit_overrides=("epochs=3",)),
+    # Seconds per step, no CRLBs (so no ceiling): what the tests run.
     "tiny": StudyConfig(
         name="tiny", dataset_preset="tiny", dataset="tiny", sizes=(500, 1000),
         vit_sizes=(500,), vit_gpu_sizes=(1000,), moe_size=1000, gate_size=1000,
         deleakage_size=500, templatefit_size=None, gates=("logreg",), snr_gate=False,
-        vit_overrides=("max_epochs=1",)),
+        vit_overrides=("epochs=1",), crlb=False),
 }
 
 
@@ -139,6 +140,8 @@ def plan_steps(cfg: StudyConfig, *, gpu: bool = False) -> list[Step]:
     gen = ["data", "generate", "--preset", cfg.dataset_preset, "--name", cfg.dataset]
     if cfg.generate_size is not None:
         gen += ["--size", size_arg(cfg.generate_size)]
+    if not cfg.crlb:
+        gen += ["--no-crlb"]
     rows = cfg.generate_size or max(cfg.sizes + cfg.vit_sizes)
     steps = [Step("data", f"build dataset {cfg.dataset}", tuple(gen), 4e-3 * rows + 30)]
     grid = ("scaling", *ds, "--test-split", cfg.test_split)
@@ -180,5 +183,7 @@ def plan_steps(cfg: StudyConfig, *, gpu: bool = False) -> list[Step]:
         steps.append(Step("template-fit", "template fit",
                           (*grid, "--models", "template-fit", "--sizes",
                            size_arg(cfg.templatefit_size)), 150))
-    steps.append(Step("ceiling", "physical ceiling, every run beside it", ("ceiling", *ds), 10))
+    if cfg.crlb:
+        steps.append(Step("ceiling", "physical ceiling, every run beside it",
+                          ("ceiling", *ds), 10))
     return steps

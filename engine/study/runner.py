@@ -29,6 +29,7 @@ from engine.study.plan import Step
 from engine.study.state import EventLog, StudyState
 
 PR_SET_PDEATHSIG = 1
+HEARTBEAT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,9 @@ def _one(step, k, state, workspace, folder, cbs, on_step) -> StepOutcome:
         _notify(on_step, k, step, "skipped")
         return StepOutcome(step, "skipped", 0.0)
     _notify(on_step, k, step, "running")
+    emit(cbs, "log", message=f"running: {step.title}")
     t = time.time()
-    rc = _spawn(step, workspace, folder)
+    rc = _spawn(step, workspace, folder, heartbeat=lambda: emit(cbs, "heartbeat"))
     seconds = time.time() - t
     if rc in (130, -signal.SIGINT):
         raise KeyboardInterrupt
@@ -134,9 +136,11 @@ def _one(step, k, state, workspace, folder, cbs, on_step) -> StepOutcome:
     return StepOutcome(step, status, seconds)
 
 
-def _spawn(step: Step, workspace: Path, folder: Path) -> int:
+def _spawn(step: Step, workspace: Path, folder: Path,
+           heartbeat: Callable[[], None] = lambda: None) -> int:
     """Run the step's command with its output in steps/<key>.log; wait for it, also
-    through a Ctrl-C (the child gets the same SIGINT and cancels its own run)."""
+    through a Ctrl-C (the child gets the same SIGINT and cancels its own run). A
+    heartbeat every HEARTBEAT_S tells followers the study is alive during long steps."""
     logs = folder / "steps"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{step.key}.log", "ab") as out:
@@ -147,7 +151,9 @@ def _spawn(step: Step, workspace: Path, folder: Path) -> int:
                                 preexec_fn=_die_with_parent)
         while True:
             try:
-                return proc.wait()
+                return proc.wait(timeout=HEARTBEAT_S)
+            except subprocess.TimeoutExpired:
+                heartbeat()
             except KeyboardInterrupt:
                 _interrupt(proc)
 

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +60,45 @@ class EventLog:
         self._fh = open(path, "a", buffering=1)
 
     def __call__(self, event: str, /, **fields: Any) -> None:
-        self._fh.write(json.dumps({"t": time.time(), "event": event, "pid": os.getpid(),
+        self._fh.write(json.dumps({"t": time.time(), "event": event,
                                    **fields}, default=str) + "\n")
 
     def close(self) -> None:
         self._fh.close()
+
+
+def study_states(workspace: Path) -> list[tuple[str, Any]]:
+    """(study folder name, RunState) for every study of the workspace, newest first: the
+    same fold as a run's events (engine.run_state), so `running` needs a fresh heartbeat
+    and a study killed mid-step reads `lost` until it is started again."""
+    from engine.run_state import fold_events
+
+    root = Path(workspace) / "studies"
+    found = sorted(root.glob("*/events.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [(p.parent.name, fold_events(p)) for p in found]
+
+
+def study_line(name: str, st: Any, now: float | None = None) -> str:
+    """One line for a terminal: steps done, the step running, time so far and left."""
+    now = time.time() if now is None else now
+    current = next((m.split(": ", 1)[1] for m in reversed(st.messages)
+                    if m.startswith("running: ")), "")
+    left = st.metrics.get("left_s")
+    if st.status == "running" and st.since:
+        elapsed = now - st.since          # this invocation of the study, live
+    else:
+        elapsed = st.metrics.get("elapsed_s")
+    total = f"{st.total:g}" if st.total else "?"
+    parts = [f"study {name}: {st.status}", f"{st.done:g}/{total} steps"]
+    if st.status == "running" and current:
+        parts.append(f"running {current}")
+    if elapsed is not None:
+        parts.append(f"elapsed {_hm(elapsed)}")
+    if st.status == "running" and left is not None:
+        parts.append(f"left ~{_hm(left)}")
+    return " · ".join(parts)
+
+
+def _hm(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

@@ -19,7 +19,8 @@ from logg_tui.widgets.frame_table import FrameTable
 
 
 class JobsScreen(LoggScreen):
-    HELP = """Jobs launched from this TUI session. Each is a real `logg-engine run`
+    HELP = """Studies of this workspace (`logg-engine study`) on top: steps done, the step
+running, time so far and left. Below, the jobs launched from this TUI session. Each is a real `logg-engine run`
 subprocess in its own process group. Progress and ETA come from the run's events.jsonl;
 the log shows the launcher's output and the run's stdout.log. l launch a new job,
 c cancel the selected job (asks first; SIGTERM, then SIGKILL after a grace period),
@@ -32,6 +33,7 @@ enter open the finished run."""
     ]
 
     def body(self) -> ComposeResult:
+        yield Static("", id="studies")
         yield FrameTable(key_column="job", id="jobs", classes="jobs")
         yield Static("", id="jobinfo")
         yield ProgressBar(id="bar", show_eta=False)
@@ -45,7 +47,8 @@ enter open the finished run."""
         """Progress comes from the app's poller (JobManager.poll); here only the log."""
         job = self._selected()
         lines = self.app.jobs.log_lines(job, 100) if job else []
-        self.app.call_from_thread(self._show, lines)
+        studies = study_lines(self.app.workspace)
+        self.app.call_from_thread(self._show, lines, studies)
 
     def _selected(self) -> Job | None:
         jobs = self.app.jobs.jobs
@@ -54,7 +57,8 @@ enter open the finished run."""
         key = self.query_one("#jobs", FrameTable).current_key()
         return next((j for j in jobs if str(j.job_id) == key), jobs[-1])
 
-    def _show(self, lines: list[str]) -> None:
+    def _show(self, lines: list[str], studies: list[str] | None = None) -> None:
+        self.query_one("#studies", Static).update("\n".join(studies or []))
         jobs = self.app.jobs.jobs
         table = self.query_one("#jobs", FrameTable)
         cursor = table.cursor_row
@@ -105,6 +109,13 @@ enter open the finished run."""
         job = self._selected()
         if job is not None and job.run_id and job.status() == "finished":
             self.app.open_run(job.run_id)
+
+
+def study_lines(workspace) -> list[str]:
+    """One line per study of the workspace (`logg-engine study`), newest first."""
+    from engine.study.state import study_line, study_states
+
+    return [study_line(name, st) for name, st in study_states(workspace)[:3]]
 
 
 JOB_COLUMNS = ["job", "model", "size", "status", "progress", "eta", "elapsed", "run"]

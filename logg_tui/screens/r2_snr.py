@@ -19,10 +19,19 @@ marked on the Runs screen, or the best run of each model when none are marked. T
 band is the physical ceiling: from the latest `logg-engine ceiling` analysis of the runs'
 dataset when there is one (r2_max_bin … r2_max_bayes), else r2_max … r2_max_pop from
 bin_metrics. The table lists per bin n, R², r2_max and
-the gap r2_max − R²."""
+the gap r2_max − R². Narrower than 100 columns the table goes under the plot, so
+its ceiling and gap columns stay in view."""
+
+    # Below 100 columns a side table (45 %) cuts off ceiling and gap: stack instead.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    CSS = """  /* screen CSS: it has to beat the app's `.side` width */
+    R2SnrScreen.-narrow #snr-body { layout: vertical; }
+    R2SnrScreen.-narrow #plot { height: 1fr; }
+    R2SnrScreen.-narrow #table { width: 100%; height: 1fr; }
+    """
 
     def body(self) -> ComposeResult:
-        with Horizontal():
+        with Horizontal(id="snr-body"):
             yield SnrPlot(id="plot")
             yield FrameTable(id="table", classes="side")
 
@@ -44,10 +53,10 @@ the gap r2_max − R²."""
         import pandas as pd
 
         if rows.empty:
-            table = pd.DataFrame(columns=["run", "bin", "n", "R²", "r2_max", "gap"])
-        else:
-            table = rows.assign(run=run_labels(rows))[["run", "label", "n", "r2", "r2_max",
-                                                        "gap"]]
+            table = pd.DataFrame(columns=["run", "label", "r2", "r2_max", "gap", "n"])
+        else:  # key columns first: what a narrow table must not lose
+            table = rows.assign(run=run_labels(rows))[["run", "label", "r2", "r2_max", "gap",
+                                                        "n"]]
         self.query_one("#table", FrameTable).show(
             table, {"label": "SNR", "r2": "R²", "r2_max": "ceiling"})
         who = "marked runs" if marked else "best run per model"

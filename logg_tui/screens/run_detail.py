@@ -21,6 +21,9 @@ PROVENANCE = ("status", "error", "dataset_name", "dataset_fingerprint", "test_sp
               "git_dirty", "host", "device", "started", "ended", "duration_s",
               "peak_rss_mb", "run_dir")
 MAIN_METRICS = ("r2", "mae", "rmse", "bias", "p90", "slope", "n", "r2_max", "eta")
+# The Bins tab's columns, key ones first so that 80 columns show R², its CI and the ceiling.
+BIN_COLUMNS = ["scheme", "label", "n", "r2", "r2_lo", "r2_hi", "r2_max", "eta", "mae", "rmse",
+               "bias", "bin"]
 
 
 class RunDetailScreen(LoggScreen):
@@ -82,7 +85,7 @@ events.jsonl tails). t / shift+t next/previous tab, r reload, escape back."""
     def _show(self, d: data.RunDetail) -> None:
         self.query_one("#summary", Static).update(summary_text(d))
         self.query_one("#metrics", FrameTable).show(metrics_table(d.overall))
-        self.query_one("#bintable", FrameTable).show(d.bins)
+        self.query_one("#bintable", FrameTable).show(d.bins[BIN_COLUMNS])
         s = d.sample
         y, p = s["y_true"].to_numpy(float), s["y_pred"].to_numpy(float)
         self.query_one("#scatter", ScatterPlot).draw(y, p)
@@ -107,7 +110,7 @@ def summary_text(d: data.RunDetail) -> str:
     if d.params.empty:
         lines.append("  —")
     for _, p in d.params.iterrows():
-        lines.append(f"  {p['key']:<20} {_v(data.param_value(p))}")
+        lines.append(f"  {p['key']:<20} {_v(p['value'])}")
     return "\n".join(lines)
 
 

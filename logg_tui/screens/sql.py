@@ -17,12 +17,17 @@ DEFAULT_SQL = "SELECT * FROM leaderboard LIMIT 50"
 
 
 class SqlScreen(LoggScreen):
-    HELP = """SQL over the store on a read-only connection (writes are refused by DuckDB).
-ctrl+j or F5 runs the query (at most 2000 rows shown); the list on the left holds the
-documented views and the tables: enter on one puts `SELECT * FROM it` in the box.
+    HELP = """SQL over the store, locked down exactly as `logg-engine query`: only SELECT-like
+statements (SELECT, FROM, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN) run; writes, files
+(COPY, read_csv, EXPORT), ATTACH, INSTALL/LOAD and SET/PRAGMA are refused.
+ctrl+j or F5 runs the query (at most 2000 rows shown); escape leaves the editor (then
+1-6 switch screens again), e goes back to it; the list on the left holds the documented
+views and the tables: enter on one puts `SELECT * FROM it` in the box.
 Views: leaderboard, scaling_curve, r2_vs_snr, bin_table, run_overall (docs/sql.md)."""
 
     BINDINGS = [Binding("ctrl+j,f5", "run_query", "Run", priority=True),
+                Binding("escape", "leave_editor", "Leave editor", show=False),
+                Binding("e", "edit", "Edit"),
                 Binding("ctrl+o", "focus_objects", "Objects")]
 
     def body(self) -> ComposeResult:
@@ -55,6 +60,14 @@ Views: leaderboard, scaling_curve, r2_vs_snr, bin_table, run_overall (docs/sql.m
 
     def action_focus_objects(self) -> None:
         self.query_one("#objects").focus()
+
+    def action_leave_editor(self) -> None:
+        """Escape: focus the results, so keys are the screen's again (1-6, ?, r)."""
+        if self.focused is self.query_one("#query", TextArea):
+            self.query_one("#result", FrameTable).focus()
+
+    def action_edit(self) -> None:
+        self.query_one("#query", TextArea).focus()
 
     def action_run_query(self) -> None:
         sql = self.query_one("#query", TextArea).text

@@ -12,5 +12,9 @@ class StatusLine(Static):
     """
 
     def say(self, text: str, *, error: bool = False) -> None:
+        """Plain text (an engine error's "[SQL]" is not markup); a multi-line error
+        (message, then "fix: ...") on one line."""
+        from rich.text import Text
+
         self.set_class(error, "-error")
-        self.update(text)
+        self.update(Text(" · ".join(part.strip() for part in text.splitlines())))
