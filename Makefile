@@ -1,4 +1,5 @@
 # logg — two commands: `make demo` and `make test`. Both set up .venv themselves.
+# `make lint`: ruff, the import contracts (lint-imports) and mypy on the public seams.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP   := $(VENV)/.installed-stamp
 WORKSPACE ?= workspace
 export LOGG_WORKSPACE ?= $(WORKSPACE)
 
-.PHONY: setup demo study test test-all bench benchmarks clean
+.PHONY: setup demo study test test-all lint bench benchmarks clean
 
 # torch is pinned and installed first: an unpinned torch would pull CUDA wheels.
 $(STAMP): pyproject.toml
@@ -39,6 +40,15 @@ test: setup
 
 test-all: setup
 	$(BIN)/pytest -m ''
+
+# All three run even when one fails (each reports), and the target fails if any did.
+# Configured in pyproject.toml (ruff's section, [tool.importlinter], [tool.mypy]).
+lint: setup
+	@rc=0; \
+	$(BIN)/ruff check . || rc=1; \
+	$(BIN)/lint-imports || rc=1; \
+	$(BIN)/mypy || rc=1; \
+	exit $$rc
 
 bench: setup
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

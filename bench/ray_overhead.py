@@ -86,7 +86,8 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"  # local workers: the thread count a Ray task gets
     from fakes import make_fake_dataset
 
-    from engine.runs.ray.executor import RayOptions, import_ray
+    from engine.models.ray_train import import_ray
+    from engine.runs.ray.executor import RayOptions
 
     tmp = Path(tempfile.mkdtemp(prefix="ray-overhead-"))
     try:

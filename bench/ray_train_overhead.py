@@ -2,7 +2,7 @@
 single-process fit of the same model on the same data, measured side by side in this run.
 
 Both models go through their adapter exactly as the runner calls it (adapter.build →
-adapter.train with a RunContext), once with ctx.workers=1 (the single-process path) and
+adapter.train with a TrainContext), once with ctx.workers=1 (the single-process path) and
 once with ctx.workers=N (engine/models/lgbm_distributed.py, engine/models/vit/distributed.py:
 Ray Train workers joining the local Ray this script starts ONCE, so the cluster start is
 measured separately and not charged to either fit):
@@ -89,7 +89,8 @@ def fit(model: str, data: Path, run_dir: Path, rows: int, workers: int, params: 
     test-set predictions). The dataset is opened afresh and the binning cache removed, so
     every fit starts cold. Only adapter.train is timed (not build, not predict)."""
     from engine.io.dataset import Dataset
-    from engine.runs.context import RunContext
+    from engine.models.contract import TrainContext
+    from engine.runs.runner import predict_split
 
     if model == "lgbm":
         from engine.models.lgbm_adapter import LGBMAdapter as Adapter
@@ -99,16 +100,16 @@ def fit(model: str, data: Path, run_dir: Path, rows: int, workers: int, params: 
     run_dir.mkdir(parents=True)
     adapter = Adapter()
     with Dataset(data) as ds:
-        ctx = RunContext(train=ds.train(rows), val=ds.split("val"), noise_level=1.0,
-                         seed=SEED, run_dir=run_dir, checkpoint_dir=run_dir / "checkpoints",
-                         device="cpu", dataset_root=ds.root, workers=workers,
-                         dataset_fingerprint=f"bench-{run_dir.name}")
+        ctx = TrainContext(train=ds.train(rows), val=ds.split("val"), noise_level=1.0,
+                           seed=SEED, run_dir=run_dir, checkpoint_dir=run_dir / "checkpoints",
+                           device="cpu", dataset_root=ds.root, workers=workers,
+                           dataset_fingerprint=f"bench-{run_dir.name}")
         est = adapter.build(params)
         time.sleep(settle_s)     # let the previous fit's Ray processes wind down first
         t0 = time.perf_counter()
         est = adapter.train(est, ctx)
         wall = time.perf_counter() - t0
-        pred = np.asarray(adapter.predict(est, ds.split("test").noisy(1.0)), dtype=np.float64)
+        pred = np.asarray(predict_split(adapter, est, ds.split("test"), 1.0), dtype=np.float64)
     return wall, pred
 
 
@@ -141,7 +142,7 @@ def main() -> None:
     import torch
     from fakes import make_fake_dataset
 
-    from engine.runs.ray.executor import import_ray
+    from engine.models.ray_train import import_ray
 
     import lightgbm  # noqa: F401 - imported now so no fit pays the first import
 

@@ -14,8 +14,14 @@ Standard events and their fields:
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, Protocol
+
+from engine.jsonsafe import json_safe
 
 
 class Callback(Protocol):
@@ -31,11 +37,26 @@ def emit(callbacks: Callbacks | None, event: str, /, **fields: Any) -> None:
         cb(event, **fields)
 
 
+class EventLog:
+    """An engine callback appending one JSON line per event to a run's events.jsonl
+    (thread-safe, flushed per line so a reader tailing the file, or a crash, sees whole
+    lines). The one writer of that file: the runner, and the data-parallel workers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, /, **fields: Any) -> None:
+        line = json.dumps({"t": time.time(), "event": event, **json_safe(fields)},
+                          allow_nan=False, default=str)
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+
+
 def parse_events(lines: Iterable[str]) -> list[dict[str, Any]]:
     """events.jsonl lines → event dicts. Blank, torn (a process killed mid-write) and
     non-object lines are skipped: the one reader every follower of a run folder uses."""
-    import json
-
     out = []
     for line in lines:
         line = line.strip()

@@ -26,7 +26,7 @@ from engine.models.base import NoisySplitSource
 from engine.models.lgbm_adapter import LGBMAdapter
 from engine.models.lgbm_distributed import (ShardSource, bin_sample_indices, matrix_rows,
                                             shard_range)
-from engine.runs.context import RunContext
+from engine.models.contract import TrainContext
 
 CLI = [sys.executable, "-c", "from engine.cli import main; main()"]
 # lgbm-fast, few trees, one thread per worker; bagging off = the bit-identical regime;
@@ -76,9 +76,9 @@ def _fit(ds: Dataset, run_dir: Path, workers: int, params: dict, stop=None):
     run_dir.mkdir(parents=True, exist_ok=True)
     adapter = LGBMAdapter()
     kwargs = {} if stop is None else {"should_stop": stop}
-    ctx = RunContext(train=ds.train(1000), val=ds.split("val"), noise_level=1.0, seed=0,
-                     run_dir=run_dir, dataset_root=ds.root, workers=workers,
-                     dataset_fingerprint=f"distributed-test-{workers}", **kwargs)
+    ctx = TrainContext(train=ds.train(1000), val=ds.split("val"), noise_level=1.0, seed=0,
+                       run_dir=run_dir, dataset_root=ds.root, workers=workers,
+                       dataset_fingerprint=f"distributed-test-{workers}", **kwargs)
     t0 = time.perf_counter()
     est = adapter.train(adapter.build(params), ctx)
     return est, time.perf_counter() - t0

@@ -107,16 +107,15 @@ def test_adapter_trains_on_split_noise_and_round_trips(tmp_path):
     (copies = 2 equals sklearn on the stacked realisations), save/load without pickle."""
     from engine.io.dataset import Dataset
     from engine.models.ridge_adapter import RidgeAdapter
-    from engine.runs.context import RunContext
+    from engine.models.contract import TrainContext
     from fakes import make_fake_dataset
 
     ds = Dataset(make_fake_dataset(tmp_path / "fake", train_shards=(150, 100), n_val=40,
                                    n_test=30, n_pixels=24))
     train = ds.train(250)
     ad = RidgeAdapter()
-    est = ad.build({**ad.presets["ridge-fixed"], "alpha": 50.0, "augment_copies": 2,
-                    "chunk_rows": 33})
-    ctx = RunContext(train=train, val=None, noise_level=1.0, seed=7)
+    est = ad.build({**ad.presets["ridge-fixed"], "alpha": 50.0, "chunk_rows": 33})
+    ctx = TrainContext(train=train, val=None, noise_level=1.0, seed=7, augment_copies=2)
     est = ad.train(est, ctx)
     X = np.concatenate([np.concatenate([x for _s, _e, x, _y in train.noisy_chunks(1.0, s, 64)])
                         for s in (7, 8)]).astype(np.float64)

@@ -101,3 +101,45 @@ def test_cli_startup_does_not_import_heavy_libraries():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_augment_copies_is_a_run_option_on_the_spec(ws):
+    """`--set augment_copies=K` reaches the spec (and from there the TrainContext), never
+    the estimator's params; the hash is the one a run got when augment_copies was still a
+    preset parameter (same formula, written out here), so stored runs keep matching."""
+    import hashlib
+    import json
+
+    from engine.runs.spec import RUN_OPTIONS
+
+    one = build_spec("ridge", workspace=ws, size=500, dataset="fake")
+    two = build_spec("ridge", workspace=ws, size=500, dataset="fake",
+                     overrides=["augment_copies=2", "alpha=10"])
+    assert (one.augment_copies, two.augment_copies) == (1, 2)
+    assert "augment_copies" not in two.params and two.params["alpha"] == 10
+    old = json.dumps({"model": "ridge", "params": {**one.params, "augment_copies": 1}},
+                     sort_keys=True, default=str)
+    assert one.config_hash() == hashlib.sha256(old.encode()).hexdigest()[:16]
+    assert two.config_hash() != build_spec("ridge", workspace=ws, size=500, dataset="fake",
+                                           overrides=["alpha=10"]).config_hash()
+    assert build_spec("vit", workspace=ws, size=500, dataset="fake").augment_copies is None
+    with pytest.raises(SpecError) as exc:
+        build_spec("vit", workspace=ws, size=500, dataset="fake",
+                   overrides=["augment_copies=2"])
+    assert exc.value.key == "augment_copies"
+    with pytest.raises(SpecError):
+        build_spec("lgbm", workspace=ws, size=500, dataset="fake",
+                   overrides=["augment_copies=0"])
+    assert set(RUN_OPTIONS) == {"augment_copies"}
+
+
+def test_a_run_json_from_before_the_move_reads_as_today(ws):
+    """A spec written when augment_copies was among the params loads with it on the spec
+    and keeps its config hash."""
+    spec = build_spec("lgbm", workspace=ws, size=500, dataset="fake",
+                      overrides=["augment_copies=3"])
+    doc = spec.to_json()
+    doc.pop("augment_copies")
+    doc["params"] = {**doc["params"], "augment_copies": 3}
+    again = RunSpec.from_json(doc)
+    assert again == spec and again.config_hash() == spec.config_hash()

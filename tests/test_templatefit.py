@@ -223,3 +223,22 @@ def test_template_fit_run_end_to_end(_isolated_workspace, tiny_dataset):
     assert m["overall"]["r2"] == pytest.approx(r2, rel=1e-9)
     assert m["extra"]["model"]["n_templates"] == len(est.templates_)
     assert list(root.joinpath(".cache").glob("templatefit_*.npy"))
+
+
+def test_adapter_fits_the_rows_it_is_given_with_their_errors(small_fit, tiny_dataset):
+    """predict gets the split and its rows (PredictContext): rows [3, 9) are fitted with
+    rows [3, 9) of the split's 1σ errors (other rows' errors give another fit)."""
+    from engine.models.contract import PredictContext
+    from engine.models.templatefit_adapter import TemplateFitAdapter
+
+    with Dataset(tiny_dataset) as ds:
+        test = ds.split("test")
+        X, err = test.noisy(1.0)[3:9], test.read("error")[3:9]
+
+        def fit(start):
+            return TemplateFitAdapter().predict(
+                small_fit, PredictContext(split=test, flux=X, noise_level=1.0, start=start))
+
+        got = fit(3)
+        np.testing.assert_array_equal(got, small_fit.predict(X, err))
+        assert not np.array_equal(fit(0), got)

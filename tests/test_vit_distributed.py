@@ -27,7 +27,7 @@ import torch
 from engine.errors import RunError
 from engine.io.dataset import Dataset
 from engine.models.vit.adapter import ViTAdapter
-from engine.runs.context import RunContext
+from engine.models.contract import TrainContext
 
 pytest.importorskip("ray")
 pytest.importorskip("ray.train.torch")
@@ -61,11 +61,11 @@ def ds(data_root):
         yield d
 
 
-def _ctx(ds, run_dir: Path, workers: int, **kw) -> RunContext:
+def _ctx(ds, run_dir: Path, workers: int, **kw) -> TrainContext:
     run_dir.mkdir(parents=True, exist_ok=True)
-    return RunContext(train=ds.train(N_TRAIN), val=ds.split("val"), noise_level=1.0, seed=7,
-                      run_dir=run_dir, checkpoint_dir=run_dir / "checkpoints", device="cpu",
-                      dataset_root=ds.root, workers=workers, **kw)
+    return TrainContext(train=ds.train(N_TRAIN), val=ds.split("val"), noise_level=1.0, seed=7,
+                        run_dir=run_dir, checkpoint_dir=run_dir / "checkpoints", device="cpu",
+                        dataset_root=ds.root, workers=workers, **kw)
 
 
 def _fit(ds, run_dir: Path, workers: int, **kw):

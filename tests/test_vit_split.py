@@ -9,8 +9,8 @@ import torch
 from engine.io.columns import empty_params
 from engine.io.dataset import Dataset, write_manifest
 from engine.io.pfsspec import write_spectra
+from engine.models.contract import PredictContext, TrainContext
 from engine.models.vit.adapter import ViTAdapter
-from engine.runs.context import RunContext
 
 W = 128
 
@@ -48,8 +48,8 @@ PARAMS = dict(patch_size=16, hidden=16, layers=1, heads=2, dropout=0.0, attn_dro
 
 
 def _ctx(ds, tmp_path, **kw):
-    return RunContext(train=ds.train(), val=ds.split("val"), noise_level=1.0, seed=1,
-                      checkpoint_dir=tmp_path / "ck", run_dir=tmp_path, device="cpu", **kw)
+    return TrainContext(train=ds.train(), val=ds.split("val"), noise_level=1.0, seed=1,
+                        checkpoint_dir=tmp_path / "ck", run_dir=tmp_path, device="cpu", **kw)
 
 
 def test_streamed_training_equals_resident_when_one_chunk_holds_the_set(ds, tmp_path):
@@ -72,7 +72,7 @@ def test_validation_uses_the_frozen_noisy_val_array_in_dex(ds, tmp_path):
     val = ds.split("val")
     X, y = val.noisy(1.0), val.log_g
     np.testing.assert_array_equal(X, val.read("noisy"))       # the stored frozen array
-    p = ad.predict(est, X)
+    p = ad.predict(est, PredictContext(split=val, flux=X, noise_level=1.0))
     r2 = 1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum()
     assert est.best_val_r2_ == pytest.approx(r2, abs=1e-5)
     assert est.history_[est.best_epoch_]["val_mae"] == pytest.approx(np.abs(y - p).mean(),
@@ -86,8 +86,9 @@ def test_adapter_save_load_and_events(ds, tmp_path):
                    _ctx(ds, tmp_path, callbacks=(lambda e, **f: events.append((e, f)),)))
     ad.save(est, tmp_path / "ck")
     back = ad.load(tmp_path / "ck")
-    X = ds.split("test").noisy(1.0)
-    np.testing.assert_array_equal(ad.predict(back, X), ad.predict(est, X))
+    test = ds.split("test")
+    rows = PredictContext(split=test, flux=test.noisy(1.0), noise_level=1.0)
+    np.testing.assert_array_equal(ad.predict(back, rows), ad.predict(est, rows))
     metrics = [(f["name"], f["split"], f["step"]) for e, f in events if e == "metric"]
     assert ("r2", "val", 1) in metrics and ("train_loss", "train", 0) in metrics
     assert ("mae", "val", 0) in metrics and ("lr", "train", 1) in metrics

@@ -14,7 +14,8 @@ _BLOCK_CELLS = 4_000_000  # resample indices held at once (≈32 MB of int64)
 
 
 def resampled_r2_mae(y: np.ndarray, yhat: np.ndarray, *, n_boot: int = 200,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                     seed: int | np.random.SeedSequence = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """R² and MAE of `n_boot` row-resamples (with replacement) of (y, ŷ).
     A resample with constant labels gives R² = NaN (ignored by the percentiles)."""
     y = np.asarray(y, dtype=np.float64)
@@ -45,7 +46,8 @@ def percentile_ci(samples: np.ndarray, lo: float = 2.5, hi: float = 97.5) -> tup
     return float(a), float(b)
 
 
-def bootstrap_ci(y: np.ndarray, yhat: np.ndarray, *, n_boot: int = 200, seed: int = 0,
+def bootstrap_ci(y: np.ndarray, yhat: np.ndarray, *, n_boot: int = 200,
+                 seed: int | np.random.SeedSequence = 0,
                  lo: float = 2.5, hi: float = 97.5) -> dict[str, float]:
     """Percentile CIs {r2_lo, r2_hi, mae_lo, mae_hi} from `n_boot` seeded resamples."""
     if not (np.isfinite(np.asarray(y, np.float64)).all()

@@ -58,8 +58,8 @@ class Evaluation:
                 f"bias {_f(o.get('bias'), '+.4f')}  n={o.get('n')}")
 
 
-def evaluate(y_true, y_pred, meta: pd.DataFrame, *, eval_key: Mapping[str, Any],
-             n_boot: int = 200, seed: int = 0) -> Evaluation:
+def evaluate(y_true: np.ndarray, y_pred: np.ndarray, meta: pd.DataFrame, *,
+             eval_key: Mapping[str, Any], n_boot: int = 200, seed: int = 0) -> Evaluation:
     """Score predictions (dex) on the frozen noisy test split. `meta` is aligned row by
     row and holds snr, snr_l2, mag, T_eff, M_H (missing columns skip their scheme) and
     optionally crlb_log_g (enables R²_max and η)."""
@@ -80,7 +80,8 @@ def evaluate(y_true, y_pred, meta: pd.DataFrame, *, eval_key: Mapping[str, Any],
     return Evaluation(overall=overall, bins=bins, extra=extra, eval_key=dict(eval_key))
 
 
-def _scored(y, p, crlb, var_pop, n_boot, seed) -> dict[str, Any]:
+def _scored(y: np.ndarray, p: np.ndarray, crlb: np.ndarray | None, var_pop: float,
+            n_boot: int, seed: int) -> dict[str, Any]:
     """Point metrics + bootstrap CIs (+ ceiling when CRLBs exist) of one row set."""
     out: dict[str, Any] = point_metrics(y, p)
     out.update(bootstrap_ci(y, p, n_boot=n_boot, seed=seed))
@@ -91,7 +92,8 @@ def _scored(y, p, crlb, var_pop, n_boot, seed) -> dict[str, Any]:
     return out
 
 
-def _subsets(y, p, meta, crlb, var_pop, n_boot, seed) -> dict[str, Any]:
+def _subsets(y: np.ndarray, p: np.ndarray, meta: pd.DataFrame, crlb: np.ndarray | None,
+             var_pop: float, n_boot: int, seed: int) -> dict[str, Any]:
     """`covered`: the rows inside the 9 Teff×[M/H] bins (MoE comparisons use it)."""
     if not {"T_eff", "M_H"} <= set(meta.columns):
         return {}
@@ -102,7 +104,9 @@ def _subsets(y, p, meta, crlb, var_pop, n_boot, seed) -> dict[str, Any]:
     return {"covered": sub}
 
 
-def _all_bins(y, p, meta, crlb, var_pop, n_boot, seed):
+def _all_bins(y: np.ndarray, p: np.ndarray, meta: pd.DataFrame, crlb: np.ndarray | None,
+              var_pop: float, n_boot: int, seed: int
+              ) -> tuple[list[dict[str, Any]], list[str]]:
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
     for k, scheme in enumerate(B.INTERVAL_SCHEMES):
@@ -124,7 +128,9 @@ def _all_bins(y, p, meta, crlb, var_pop, n_boot, seed):
     return rows, skipped
 
 
-def _bin_row(scheme, b, label, lo, hi, mask, y, p, crlb, var_pop, n_boot, seq) -> dict:
+def _bin_row(scheme: str, b: int, label: str, lo: float | None, hi: float | None,
+             mask: np.ndarray, y: np.ndarray, p: np.ndarray, crlb: np.ndarray | None,
+             var_pop: float, n_boot: int, seq: np.random.SeedSequence) -> dict[str, Any]:
     """One per-bin record (BIN_FIELDS); metrics are NaN for an empty bin."""
     yb, pb = y[mask], p[mask]
     m = point_metrics(yb, pb)
@@ -149,9 +155,9 @@ def _column(meta: pd.DataFrame, name: str) -> np.ndarray | None:
     return None if not np.isfinite(v).any() else v
 
 
-def _finite_or_none(x):
+def _finite_or_none(x: Any) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def _f(x, fmt: str = ".4f") -> str:
+def _f(x: Any, fmt: str = ".4f") -> str:
     return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)

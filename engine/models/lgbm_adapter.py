@@ -12,43 +12,44 @@ from __future__ import annotations
 import hashlib
 import json
 import resource
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.models.contract import PredictContext, TrainContext
+
 _PAPER = {"n_estimators": 5000, "learning_rate": 0.05, "num_leaves": 63, "max_depth": -1,
           "min_child_samples": 20, "feature_fraction": 0.8, "bagging_fraction": 0.8,
           "bagging_freq": 5, "max_bin": 255, "early_stopping_rounds": 50,
           "metric": ["l2", "l1"], "bin_construct_sample_cnt": 50000, "chunk_rows": 4096,
-          "n_jobs": 0, "random_state": 42, "augment_copies": 1}
+          "n_jobs": 0, "random_state": 42}
 _FAST = {**_PAPER, "n_estimators": 300, "learning_rate": 0.1, "num_leaves": 31,
          "max_bin": 63, "feature_fraction": 0.5, "early_stopping_rounds": 20}
-_DATA_KEYS = ("augment_copies",)
 
 
 class LGBMAdapter:
     name = "lgbm"
     distributed = True    # `--workers N`: Ray Train LightGBM (engine.models.lgbm_distributed)
-    presets: dict[str, dict] = {"lgbm-paper": _PAPER, "lgbm-fast": _FAST}
+    augments = True
+    presets: dict[str, dict[str, Any]] = {"lgbm-paper": _PAPER, "lgbm-fast": _FAST}
 
-    def build(self, params: dict) -> Any:
+    def build(self, params: Mapping[str, Any]) -> Any:
         from engine.models.lgbm import StreamingLGBM
 
-        p = {k: v for k, v in dict(params).items() if k not in _DATA_KEYS}
+        p = dict(params)
         p["metric"] = tuple(p.get("metric") or ("l2",))
-        est = StreamingLGBM(**p)
-        est.augment_copies = int(params.get("augment_copies", 1))  # read by train()
-        return est
+        return StreamingLGBM(**p)
 
-    def train(self, est: Any, ctx: Any) -> Any:
+    def train(self, est: Any, ctx: TrainContext) -> Any:
         from engine.models.base import NoisySplitSource
 
-        copies = getattr(est, "augment_copies", 1)
-        if int(getattr(ctx, "workers", 1) or 1) > 1:
+        copies = ctx.augment_copies
+        if ctx.workers > 1:
             from engine.models.lgbm_distributed import fit_distributed
 
-            return fit_distributed(est, ctx, copies)
+            return fit_distributed(est, ctx)
         source = NoisySplitSource(ctx.train, ctx.noise_level, ctx.seed, copies=copies)
         eval_set = None
         if ctx.val is not None:
@@ -57,16 +58,16 @@ class LGBMAdapter:
                        should_stop=ctx.should_stop, cache_path=self.cache_path(est, ctx, copies))
 
     @staticmethod
-    def cache_path(est: Any, ctx: Any, copies: int) -> Path | None:
+    def cache_path(est: Any, ctx: TrainContext, copies: int) -> Path | None:
         """`<dataset root>/.cache/lgbm_<key>.bin`; key = hash of the dataset fingerprint,
         the training split and size, the noise level and seed, the copies, the binning
         parameters and the lightgbm version."""
         import lightgbm
 
-        root = getattr(ctx, "dataset_root", None)
+        root = ctx.dataset_root
         if root is None:
             return None
-        key = {"fingerprint": getattr(ctx, "dataset_fingerprint", ""),
+        key = {"fingerprint": ctx.dataset_fingerprint,
                "split": ctx.train.name, "rows": int(ctx.train.n_rows),
                "noise_level": float(ctx.noise_level), "seed": int(ctx.seed),
                "copies": int(copies), "dataset_params": est.dataset_params(),
@@ -74,8 +75,8 @@ class LGBMAdapter:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         return Path(root) / ".cache" / f"lgbm_{digest}.bin"
 
-    def predict(self, est: Any, X: np.ndarray) -> np.ndarray:
-        return est.predict(X)
+    def predict(self, est: Any, ctx: PredictContext) -> np.ndarray:
+        return est.predict(ctx.flux)
 
     def describe(self, est: Any) -> dict[str, Any]:
         """Model facts for metrics.json `extra`."""

@@ -27,7 +27,7 @@ Why this shape:
   (same test R² within noise). The single-process binned-Dataset cache is not used.
 - Early stopping: every worker evaluates the same validation matrix (the frozen val noise)
   with the same model, so every worker stops at the same iteration by itself.
-- Cancel: rank 0 reads the run's STOP file (engine.runs.ray.train) and broadcasts the
+- Cancel: rank 0 reads the run's STOP file (engine.models.ray_train) and broadcasts the
   decision through `ray.train.collective`, so all workers leave `lightgbm.train` at the
   same iteration (one worker leaving alone would hang the others in the next allreduce).
   The check runs about every CHECK_S seconds, on iterations rank 0 announces.
@@ -52,6 +52,7 @@ import numpy as np
 from engine.errors import EngineError, RunError, SpecError
 from engine.events import Callbacks, emit
 from engine.models.base import TrainingCancelled
+from engine.models.contract import TrainContext
 
 MODEL_FILE = "lgbm_rank0_model.txt"
 META_FILE = "lgbm_rank0.json"
@@ -173,10 +174,11 @@ def shared_bins(split: Any, noise_level: float, seed: int, copies: int,
 
 
 # ------------------------------------------------------------------------ driver side
-def fit_distributed(est: Any, ctx: Any, copies: int = 1) -> Any:
+def fit_distributed(est: Any, ctx: TrainContext) -> Any:
     """Train `est` (a StreamingLGBM, hyper-parameters only) on `ctx.workers` Ray Train
-    workers and fill it with the learned booster and facts; returns `est`."""
-    workers = int(ctx.workers)
+    workers (on `ctx.augment_copies` noise copies of the training rows) and fill it with
+    the learned booster and facts; returns `est`."""
+    workers, copies = int(ctx.workers), int(ctx.augment_copies)
     total = int(ctx.train.n_rows) * int(copies)
     if total < workers:
         raise SpecError(f"{workers} workers for {total} training rows", key="workers",
@@ -184,8 +186,8 @@ def fit_distributed(est: Any, ctx: Any, copies: int = 1) -> Any:
     if ctx.dataset_root is None:
         raise SpecError("distributed LightGBM needs the dataset folder", key="dataset",
                         hint="run it through `logg-engine run` (the runner sets it)")
-    from engine.runs.ray.train import (fit_until_stopped, original_error, storage_path,
-                                       train_cluster, wait_for)
+    from engine.models.ray_train import (fit_until_stopped, original_error, storage_path,
+                                         train_cluster, wait_for)
 
     out_dir = Path(storage_path(ctx.run_dir))
     for name in (MODEL_FILE, META_FILE):
@@ -219,7 +221,7 @@ def fit_distributed(est: Any, ctx: Any, copies: int = 1) -> Any:
     return est
 
 
-def _loop_config(est: Any, ctx: Any, copies: int, out_dir: Path) -> dict[str, Any]:
+def _loop_config(est: Any, ctx: TrainContext, copies: int, out_dir: Path) -> dict[str, Any]:
     """Everything a worker needs, as plain data (pickled to every worker). The validation
     matrix is computed once here (the frozen, cached val noise) and sent along."""
     val = None
@@ -259,9 +261,9 @@ def train_loop(config: dict[str, Any]) -> None:
     from ray.train.collective import broadcast_from_rank_zero
     from ray.train.lightgbm import get_network_params
 
+    from engine.events import EventLog
     from engine.io.dataset import Dataset
-    from engine.runs.folder import EventLog
-    from engine.runs.ray.train import stop_requested
+    from engine.models.ray_train import stop_requested
 
     context = ray.train.get_context()
     rank, size = context.get_world_rank(), context.get_world_size()

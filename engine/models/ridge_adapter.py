@@ -6,6 +6,7 @@ and keeps the best; `ridge-fixed` is the canonical 1M model's α = 1e5."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,39 +14,41 @@ import numpy as np
 
 from engine.atomic import atomic_path, write_json
 from engine.models.base import NoisySplitSource
+from engine.models.contract import PredictContext, TrainContext
 from engine.models.ridge import PAPER_ALPHAS, StreamingRidge
 
-_COMMON = {"alpha": 1e5, "standardize": True, "chunk_rows": 4096, "augment_copies": 1}
+_COMMON = {"alpha": 1e5, "standardize": True, "chunk_rows": 4096}
 
 
 class RidgeAdapter:
     name = "ridge"
-    presets: dict[str, dict] = {
+    distributed = False
+    augments = True
+    presets: dict[str, dict[str, Any]] = {
         "ridge-paper": {**_COMMON, "alphas": list(PAPER_ALPHAS)},
         "ridge-fixed": {**_COMMON, "alphas": []},
     }
 
-    def build(self, params: dict) -> StreamingRidge:
+    def build(self, params: Mapping[str, Any]) -> StreamingRidge:
         p = dict(params)
-        est = StreamingRidge(alpha=float(p["alpha"]), alphas=list(p.get("alphas") or []) or None,
-                             standardize=bool(p["standardize"]),
-                             chunk_rows=int(p["chunk_rows"]))
-        est.augment_copies = int(p.get("augment_copies", 1))  # data-side, read by train()
-        return est
+        return StreamingRidge(alpha=float(p["alpha"]),
+                              alphas=list(p.get("alphas") or []) or None,
+                              standardize=bool(p["standardize"]),
+                              chunk_rows=int(p["chunk_rows"]))
 
-    def train(self, est: StreamingRidge, ctx: Any) -> StreamingRidge:
+    def train(self, est: StreamingRidge, ctx: TrainContext) -> StreamingRidge:
         """One seeded noise realisation of the training split (K copies optional); α
         chosen on the frozen noisy validation split."""
         source = NoisySplitSource(ctx.train, ctx.noise_level, ctx.seed,
-                                  copies=getattr(est, "augment_copies", 1))
+                                  copies=ctx.augment_copies)
         eval_set = None
         if ctx.val is not None:
             eval_set = (ctx.val.noisy(ctx.noise_level), ctx.val.log_g)
         return est.fit(source, eval_set=eval_set, callbacks=ctx.callbacks,
                        should_stop=ctx.should_stop)
 
-    def predict(self, est: StreamingRidge, X: np.ndarray) -> np.ndarray:
-        return est.predict(X)
+    def predict(self, est: StreamingRidge, ctx: PredictContext) -> np.ndarray:
+        return est.predict(ctx.flux)
 
     def describe(self, est: StreamingRidge) -> dict[str, Any]:
         """Model facts for metrics.json `extra`."""

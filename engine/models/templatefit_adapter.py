@@ -5,29 +5,30 @@ Nothing is trained; `train` builds/loads the node templates (cached under
 only meaningful on a dataset that model generated: `train` refuses a dataset whose
 dataset.json has no `generator` block (e.g. a pfsspec/BOSZ import) with a DataError.
 
-The χ² needs each test spectrum's 1σ error, but the runner's `predict(est, X)` passes
-only the noisy flux, so `train` binds the run's test split
-(name from run.json's spec) and `predict` looks each row of X up in that split's frozen
-noisy array (exact byte match) to fetch its `error` row. A row that is not in the test
-split is a RunError: a χ² fit without per-pixel errors would be a different model."""
+The χ² needs each spectrum's 1σ error: `predict` gets the split it predicts and which of
+its rows (engine.models.contract.PredictContext) and reads those rows' `error`, scaled by
+the noise level like the noisy flux it fits."""
 
 from __future__ import annotations
 
-import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine.atomic import write_json
-from engine.errors import DataError, RunError
+from engine.errors import DataError
+from engine.models.contract import PredictContext, TrainContext
 from engine.models.templatefit import LABELS, TemplateFit, prior_axis
 
 
 class TemplateFitAdapter:
     name = "template-fit"
-    presets: dict[str, dict] = {
+    distributed = False
+    augments = False
+    presets: dict[str, dict[str, Any]] = {
         # 5-D grid: BOSZ steps for T_eff and [M/H]; log g every 1 dex (its quadratic
         # interpolation error is negligible: χ² < 0.03 at SNR 10, vs up to ~5 for T_eff
         # at 500 K), 3 nodes across the prior box for [α/M] and [C/M]:
@@ -45,24 +46,19 @@ class TemplateFitAdapter:
                               "cm": list(prior_axis("C_M", 2)), "refine_levels": 2},
     }
 
-    def build(self, params: dict) -> TemplateFit:
+    def build(self, params: Mapping[str, Any]) -> TemplateFit:
         return _from_params(dict(params))
 
-    def train(self, est: TemplateFit, ctx: Any) -> TemplateFit:
+    def train(self, est: TemplateFit, ctx: TrainContext) -> TemplateFit:
         if ctx.dataset_root is not None:
             _require_generated(Path(ctx.dataset_root))
             est.cache_dir = Path(ctx.dataset_root) / ".cache"
         est.fit(callbacks=ctx.callbacks)
-        est.error_lookup_ = _TestErrors.from_run(ctx)
         return est
 
-    def predict(self, est: TemplateFit, X: np.ndarray) -> np.ndarray:
-        lookup = getattr(est, "error_lookup_", None)
-        if lookup is None:
-            raise RunError("template-fit needs the per-pixel errors of the spectra it fits",
-                           hint="predict inside a run (the test split's `error` is bound "
-                                "by train), or call TemplateFit.predict(X, error)")
-        return est.predict(X, lookup.errors_for(X))
+    def predict(self, est: TemplateFit, ctx: PredictContext) -> np.ndarray:
+        error = ctx.split.read("error", ctx.start, ctx.stop) * ctx.noise_level
+        return est.predict(ctx.flux, error)
 
     def describe(self, est: TemplateFit) -> dict[str, Any]:
         return {"n_templates": est.n_templates_, **_params(est)}
@@ -86,7 +82,7 @@ def _params(est: TemplateFit) -> dict[str, Any]:
     return {**{k: list(getattr(est, k)) for k in LABELS}, "refine_levels": est.refine_levels}
 
 
-def _from_params(p: dict) -> TemplateFit:
+def _from_params(p: Mapping[str, Any]) -> TemplateFit:
     """Estimator from preset/saved parameters. A saved model of the first (3-D) version
     has no `am`/`cm` (they were fixed at 0) and a `refine_steps` instead of levels."""
     fixed = [0.0, 0.0, 1.0]
@@ -113,41 +109,3 @@ def _require_generated(root: Path) -> None:
                         hint="build one with `logg-engine data generate`; the templates are "
                              "that forward model's spectra, so fitting other data (e.g. a "
                              "pfsspec/BOSZ set) would measure model mismatch, not log g")
-
-
-class _TestErrors:
-    """Row lookup: noisy-flux row bytes → the matching 1σ error row of the test split."""
-
-    def __init__(self, noisy: np.ndarray, error: np.ndarray, noise_level: float) -> None:
-        self.index = {_digest(r): i for i, r in enumerate(noisy)}
-        self.error = error
-        self.noise_level = float(noise_level)
-
-    @classmethod
-    def from_run(cls, ctx: Any) -> "_TestErrors | None":
-        run_json = Path(ctx.run_dir) / "run.json"
-        if ctx.dataset_root is None or not run_json.exists():
-            return None
-        from engine.io.dataset import Dataset
-        from engine.runs.spec import RunSpec
-
-        spec = RunSpec.from_json(json.loads(run_json.read_text())["spec"])
-        ds = Dataset(ctx.dataset_root)
-        try:
-            test = ds.split(spec.test_split)
-            return cls(np.ascontiguousarray(test.noisy(spec.noise_level), np.float32),
-                       test.read("error"), spec.noise_level)
-        finally:
-            ds.close()
-
-    def errors_for(self, X: np.ndarray) -> np.ndarray:
-        X = np.ascontiguousarray(X, np.float32)
-        rows = [self.index.get(_digest(r)) for r in X]
-        if any(r is None for r in rows):
-            raise RunError("template-fit got spectra that are not in the run's test split",
-                           hint="the χ² weights come from the test split's `error` array")
-        return self.error[np.asarray(rows)] * self.noise_level
-
-
-def _digest(row: np.ndarray) -> bytes:
-    return hashlib.blake2b(row.tobytes(), digest_size=16).digest()

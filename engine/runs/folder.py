@@ -1,5 +1,6 @@
 """The run folder `<ws>/runs/<run_id>/`: run.json, the append-only events.jsonl (with a
-heartbeat thread), atomic JSON writes.
+heartbeat thread). Its writers (engine.events.EventLog, engine.atomic.write_json) live in
+the base layer: the data-parallel trainers' workers (engine.models) write the same files.
 
 Why files and not the store: DuckDB allows one writer; a training process only ever writes
 its own folder, and `ingest` copies it into the store afterwards (docs/dev-contracts.md,
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic import write_json
-from engine.jsonsafe import json_safe
+from engine.events import EventLog
 from engine.paths import runs_dir
 
 HEARTBEAT_S = 5.0
@@ -63,22 +64,6 @@ def create_run_folder(workspace: Path, spec: Any, *, dataset: dict[str, Any],
     write_json(run_dir / "run.json", doc)
     EventLog(run_dir / "events.jsonl")("queued", run_id=run_id)
     return run_dir
-
-
-class EventLog:
-    """An engine callback appending one JSON line per event (thread-safe, flushed per
-    line so a reader tailing the file, or a crash, sees whole lines)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-
-    def __call__(self, event: str, /, **fields: Any) -> None:
-        line = json.dumps({"t": time.time(), "event": event, **json_safe(fields)},
-                          allow_nan=False, default=str)
-        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-            fh.flush()
 
 
 class Heartbeat:

@@ -7,10 +7,12 @@ someone asks for it. A new model joins every command (run, scaling, TUI) by one 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 from engine.errors import SpecError
+from engine.models.contract import ModelAdapter
 
 ADAPTERS: dict[str, str] = {
     "ridge": "engine.models.ridge_adapter:RidgeAdapter",
@@ -25,8 +27,9 @@ def model_names() -> list[str]:
 
 
 @lru_cache(maxsize=None)
-def get_adapter(model: str) -> Any:
-    """An adapter instance for `model`; SpecError for an unknown or unavailable model."""
+def get_adapter(model: str) -> ModelAdapter:
+    """An adapter instance for `model`; SpecError for an unknown or unavailable model, or
+    one whose adapter does not satisfy the ModelAdapter protocol (engine.models.contract)."""
     if model not in ADAPTERS:
         raise SpecError(f"unknown model {model!r}", key="model",
                         hint=f"use one of: {', '.join(ADAPTERS)}")
@@ -36,9 +39,14 @@ def get_adapter(model: str) -> Any:
     except (ImportError, AttributeError) as exc:
         raise SpecError(f"model {model!r} is not available: {exc}", key="model",
                         hint=f"its adapter {ADAPTERS[model]} could not be loaded") from None
-    return cls()
+    adapter = cls()
+    if not isinstance(adapter, ModelAdapter):
+        raise SpecError(f"model {model!r} is not available: {ADAPTERS[model]} does not "
+                        "implement engine.models.contract.ModelAdapter", key="model",
+                        hint="add the missing attributes/methods (docs/dev-contracts.md)")
+    return adapter
 
 
-def presets(model: str) -> dict[str, dict]:
+def presets(model: str) -> dict[str, Mapping[str, Any]]:
     """The model's presets (first = default)."""
     return dict(get_adapter(model).presets)

@@ -18,7 +18,7 @@ import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,10 +27,13 @@ from engine.atomic import write_json, write_parquet
 from engine.errors import EngineError
 from engine.events import emit
 from engine.models.base import TrainingCancelled
-from engine.runs.context import RunContext
+from engine.models.contract import ModelAdapter, PredictContext, TrainContext
 from engine.runs.folder import (HEARTBEAT_S, EventLog, Heartbeat, peak_rss_mb, read_run_json,
                                 update_run_json)
 from engine.runs.spec import RunSpec
+
+if TYPE_CHECKING:
+    from engine.io.dataset import Split
 
 PRED_META = ("snr", "snr_median", "snr_l2", "mag", "T_eff", "M_H", "a_M", "C_M", "crlb_log_g")
 EVAL_META = ("snr", "snr_l2", "mag", "T_eff", "M_H", "log_g", "crlb_log_g")
@@ -110,13 +113,14 @@ def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopF
     ds = resolve_dataset(spec.dataset_path, workspace_of(run_dir))
     try:
         adapter = get_adapter(spec.model)
-        ctx = RunContext(train=ds.train(spec.train_size),
-                         val=ds.split(spec.val_split) if spec.val_split else None,
-                         noise_level=spec.noise_level, seed=spec.seed, callbacks=(log,),
-                         run_dir=run_dir, checkpoint_dir=run_dir / "checkpoints",
-                         device=spec.device, should_stop=stop,
-                         dataset_fingerprint=ds.fingerprint(), dataset_root=ds.root,
-                         workers=spec.workers, ray_address=spec.ray_address)
+        ctx = TrainContext(train=ds.train(spec.train_size),
+                           val=ds.split(spec.val_split) if spec.val_split else None,
+                           noise_level=spec.noise_level, seed=spec.seed,
+                           augment_copies=spec.augment_copies or 1, callbacks=(log,),
+                           run_dir=run_dir, checkpoint_dir=run_dir / "checkpoints",
+                           device=spec.device, should_stop=stop,
+                           dataset_fingerprint=ds.fingerprint(), dataset_root=ds.root,
+                           workers=spec.workers, ray_address=spec.ray_address)
         t0 = time.perf_counter()
         est = adapter.train(adapter.build(dict(spec.params)), ctx)
         train_s = time.perf_counter() - t0
@@ -126,19 +130,28 @@ def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopF
         test = ds.split(spec.test_split)
         log("log", message=f"predicting {test.n_rows} test spectra ({test.name})")
         t1 = time.perf_counter()
-        X = test.noisy(spec.noise_level)
-        y_pred = np.concatenate([np.asarray(adapter.predict(est, X[i:i + PREDICT_ROWS]))
-                                 for i in range(0, len(X), PREDICT_ROWS)])
+        y_pred = predict_split(adapter, est, test, spec.noise_level)
         predict_s = time.perf_counter() - t1
         extra = {"train_seconds": train_s, "predict_seconds": predict_s,
                  "n_train": int(ctx.train.n_rows), "n_test": int(test.n_rows),
                  "peak_rss_mb": peak_rss_mb(),
-                 "model": getattr(adapter, "describe", lambda e: {})(est)}
+                 "model": adapter.describe(est)}
         realisation = "stored" if test.uses_stored_noisy(spec.noise_level) else "seed42"
         _score_and_write(spec, run_dir, test, y_pred, extra, ds.fingerprint(), realisation,
                          log)
     finally:
         ds.close()
+
+
+def predict_split(adapter: ModelAdapter, est: Any, split: Split, noise_level: float
+                  ) -> np.ndarray:
+    """The model's log g for every row of `split`, scored on its frozen noisy flux, in
+    blocks of PREDICT_ROWS; each block's PredictContext names the split and its rows."""
+    X = split.noisy(noise_level)
+    return np.concatenate([
+        np.asarray(adapter.predict(est, PredictContext(split=split, flux=X[i:i + PREDICT_ROWS],
+                                                       noise_level=noise_level, start=i)))
+        for i in range(0, len(X), PREDICT_ROWS)])
 
 
 def _score_and_write(spec: RunSpec, run_dir: Path, test: Any, y_pred: np.ndarray,

@@ -14,9 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import DataError, SpecError
+
+if TYPE_CHECKING:
+    from engine.io.dataset import Dataset
 
 EXECUTORS = ("local", "ray")  # ray: engine.runs.ray.executor (a teammate's)
 DEFAULT_DATASET = "default"
@@ -40,6 +43,8 @@ class RunSpec:
     executor: str = "local"
     workers: int = 1                  # data-parallel training workers (Ray Train); 1 = one process
     ray_address: str | None = None    # the Ray cluster distributed training joins (None: local)
+    augment_copies: int | None = None  # K seeded noise realisations of the training rows
+    #                                    (None: the model takes no copies, see RUN_OPTIONS)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
@@ -58,13 +63,23 @@ class RunSpec:
         if int(self.workers) < 1:
             raise SpecError(f"workers must be >= 1, got {self.workers}", key="workers",
                             hint="1 = single process; N > 1 = data-parallel via Ray Train")
+        if self.augment_copies is not None and int(self.augment_copies) < 1:
+            raise SpecError(f"augment_copies must be >= 1, got {self.augment_copies}",
+                            key="augment_copies", hint="1 = one noise realisation")
 
     def config_hash(self) -> str:
-        """16 hex of sha256 over the model and its resolved hyper-parameters: two runs
-        with the same hash trained the same model the same way (data keyed separately)."""
-        doc = json.dumps({"model": self.model, "params": dict(self.params)},
+        """16 hex of sha256 over the model, its resolved hyper-parameters and the run
+        options that shape the fit (augment_copies): two runs with the same hash trained
+        the same model the same way (data keyed separately). The options are hashed as
+        if they were parameters, so hashes match those of runs made before they moved
+        out of the presets."""
+        doc = json.dumps({"model": self.model, "params": {**self.params, **self.options()}},
                          sort_keys=True, default=str)
         return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+    def options(self) -> dict[str, Any]:
+        """The run options this model takes (RUN_OPTIONS that are not None)."""
+        return {k: getattr(self, k) for k in RUN_OPTIONS if getattr(self, k) is not None}
 
     def to_json(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in _FIELDS}
@@ -73,12 +88,23 @@ class RunSpec:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "RunSpec":
-        return cls(**{k: data[k] for k in _FIELDS if k in data})
+        """The spec of a run.json; one written before the run options left the presets
+        has them among its params and is read as if written today."""
+        fields = {k: data[k] for k in _FIELDS if k in data}
+        params = dict(fields.get("params") or {})
+        for key in RUN_OPTIONS:
+            if key in params and key not in fields:
+                fields[key] = params.pop(key)
+        return cls(**{**fields, "params": params})
 
 
 _FIELDS = ("model", "preset", "params", "dataset", "dataset_path", "train_size",
            "noise_level", "seed", "test_split", "val_split", "device", "executor",
-           "workers", "ray_address")
+           "workers", "ray_address", "augment_copies")
+# Run options a user may still give as `--set key=value`: they shape the training data,
+# not the estimator, so they live on the spec (and reach the adapter in its TrainContext).
+# Value: the adapter flag that says the model takes the option.
+RUN_OPTIONS = {"augment_copies": "augments"}
 
 
 # --------------------------------------------------------------------------- building
@@ -99,6 +125,7 @@ def build_spec(model: str, *, workspace: str | Path, size: str | int,
                         hint="--workers > 1 works for vit (Ray Train TorchTrainer) and lgbm "
                         "(Ray Train LightGBM); drop --workers for this model")
     preset = preset or next(iter(adapter.presets))
+    options, overrides = run_options(model, adapter, overrides)
     params = resolve_params(model, adapter.presets, preset, overrides)
     n = parse_size(size)
     ds = _open_dataset(dataset or DEFAULT_DATASET, workspace)
@@ -108,9 +135,30 @@ def build_spec(model: str, *, workspace: str | Path, size: str | int,
                        dataset=str(dataset or DEFAULT_DATASET), dataset_path=str(ds.root),
                        train_size=n, noise_level=float(noise_level), seed=int(seed),
                        test_split=test_split, val_split=val_split or None, device=device,
-                       executor=executor, workers=int(workers), ray_address=ray_address)
+                       executor=executor, workers=int(workers), ray_address=ray_address,
+                       **options)
     finally:
         ds.close()
+
+
+def run_options(model: str, adapter: Any, overrides: Sequence[str]
+                ) -> tuple[dict[str, Any], list[str]]:
+    """Split `--set` overrides into the run options the model takes (defaults filled in,
+    e.g. augment_copies=1 for a model that augments) and the hyper-parameter overrides."""
+    options = {k: 1 for k, flag in RUN_OPTIONS.items() if getattr(adapter, flag, False)}
+    rest = []
+    for item in overrides:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep or key not in RUN_OPTIONS:
+            rest.append(item)
+            continue
+        if key not in options:
+            raise SpecError(f"model {model!r} takes no {key}", key=key,
+                            hint=f"drop --set {key}: {model} does not train on augmented "
+                                 "noise copies")
+        options[key] = parse_value(key, text.strip(), options[key])
+    return options, rest
 
 
 def resolve_params(model: str, presets: Mapping[str, Mapping[str, Any]], preset: str,
@@ -179,7 +227,7 @@ def _show(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def _open_dataset(name: str, workspace: str | Path):
+def _open_dataset(name: str, workspace: str | Path) -> Dataset:
     """resolve_dataset, with its DataError turned into a SpecError (user input)."""
     from engine.io.dataset import resolve_dataset
 

@@ -15,11 +15,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import StoreError
 from engine.paths import store_path
 from engine.store.transaction import transaction
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -114,20 +117,27 @@ def check_file_identity(path: Path) -> None:
                          "`logg-engine ingest` then rebuilds the store from runs/")
 
 
-def read_version(con, path: Path) -> int:
+def read_version(con: DuckDBPyConnection, path: Path) -> int:
     """schema_meta's version; StoreError when the DuckDB file is not a logg store."""
-    has = con.execute("SELECT count(*) FROM information_schema.tables "
-                      "WHERE table_name = 'schema_meta'").fetchone()[0]
+    has = _scalar(con, "SELECT count(*) FROM information_schema.tables "
+                       "WHERE table_name = 'schema_meta'")
     if not has:
         raise StoreError("this DuckDB file has no schema_meta table, so it is not a logg "
                          "results store; it was left unchanged", path=path,
                          hint="move it away; `logg-engine ingest` rebuilds the store "
                          "from runs/")
-    v = con.execute("SELECT max(version) FROM schema_meta").fetchone()[0]
+    v = _scalar(con, "SELECT max(version) FROM schema_meta")
     return int(v or 0)
 
 
-def _connect(path: Path, read_only: bool, config: dict | None = None):
+def _scalar(con: DuckDBPyConnection, sql: str) -> Any:
+    """The one value of an aggregate query (None if it returned no row)."""
+    row = con.execute(sql).fetchone()
+    return None if row is None else row[0]
+
+
+def _connect(path: Path, read_only: bool,
+             config: dict[str, Any] | None = None) -> DuckDBPyConnection:
     import duckdb
 
     if read_only:
@@ -177,7 +187,8 @@ def create_store(path: Path) -> None:
             wal.unlink(missing_ok=True)
 
 
-def migrate(con, path: Path, current: int, directory: Path = MIGRATIONS_DIR) -> int:
+def migrate(con: DuckDBPyConnection, path: Path, current: int,
+            directory: Path = MIGRATIONS_DIR) -> int:
     """Apply migrations N > current in order, each in its own transaction; returns the
     new version. The caller holds the write lock."""
     found = migrations(directory)
@@ -199,7 +210,7 @@ def migrate(con, path: Path, current: int, directory: Path = MIGRATIONS_DIR) -> 
     return current
 
 
-def open_rw(ws: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S):
+def open_rw(ws: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> DuckDBPyConnection:
     """Read-write connection to an existing-or-new store, schema current. Call only while
     holding `store_lock(ws)`."""
     path = store_path(ws)

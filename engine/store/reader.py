@@ -182,7 +182,7 @@ class StoreReader:
         finished runs at that point. `run_ids` restricts the candidates (a grid's runs);
         `fingerprint` one build of the dataset (builds by other generator versions are
         separate points, never mixed)."""
-        where, params = "", []
+        where, params = "", list[Any]()
         if dataset is not None:
             where += " AND r.dataset_name = ?"
             params.append(dataset)

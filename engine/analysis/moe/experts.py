@@ -78,7 +78,7 @@ def _fit_one(kind: str, source: RowSubset, vX: np.ndarray, vy: np.ndarray):
         from engine.models.lgbm import StreamingLGBM
         from engine.models.lgbm_adapter import LGBMAdapter
 
-        p = {k: v for k, v in LGBMAdapter.presets["lgbm-fast"].items() if k != "augment_copies"}
+        p = dict(LGBMAdapter.presets["lgbm-fast"])
         p["metric"] = tuple(p["metric"])
         p["bin_construct_sample_cnt"] = min(int(p["bin_construct_sample_cnt"]), source.n_rows)
         est = StreamingLGBM(**p)

@@ -1,14 +1,17 @@
-"""The runner's view of the ViT (ModelAdapter protocol, docs/dev-contracts.md).
+"""The runner's view of the ViT (engine.models.contract.ModelAdapter).
 
 Imported lazily by engine.runs.registry as "engine.models.vit.adapter:ViTAdapter"; torch is
 imported only when a method runs, so listing models stays fast."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from engine.models.contract import PredictContext, TrainContext
 
 from .presets import VIT_PRESETS
 
@@ -17,10 +20,11 @@ class ViTAdapter:
     """build / train / predict / save / load for SpecViTRegressor."""
 
     name = "vit"
-    presets: dict[str, dict] = VIT_PRESETS
+    presets: dict[str, dict[str, Any]] = VIT_PRESETS
     distributed = True          # --workers N: Ray Train TorchTrainer (distributed.py)
+    augments = False            # no augment_copies: the trainer draws its training noise
 
-    def build(self, params: dict) -> Any:
+    def build(self, params: Mapping[str, Any]) -> Any:
         from engine.errors import SpecError
         from .estimator import SpecViTRegressor
         known = SpecViTRegressor().get_params()
@@ -30,20 +34,20 @@ class ViTAdapter:
                             hint=f"known: {', '.join(sorted(known))}")
         return SpecViTRegressor(**params)
 
-    def train(self, est, ctx) -> Any:
+    def train(self, est: Any, ctx: TrainContext) -> Any:
         """Fit on ctx.train, select on ctx.val (frozen noisy), checkpoint to
         ctx.checkpoint_dir, resume when ctx.resume. If ctx.should_stop() fired, the last
         checkpoint is written and `est.stopped_` is True: the runner ends the run cancelled.
         With ctx.workers > 1 the same fit runs data-parallel on Ray Train workers."""
-        if int(getattr(ctx, "workers", 1) or 1) > 1:
+        if ctx.workers > 1:
             from .distributed import fit_distributed
             return fit_distributed(est, ctx)
         return est.fit_split(ctx.train, ctx.val, noise_level=ctx.noise_level, seed=ctx.seed,
                              callbacks=ctx.callbacks, checkpoint_dir=ctx.checkpoint_dir,
                              resume=ctx.resume, should_stop=ctx.should_stop,
-                             device=getattr(ctx, "device", None) or None)
+                             device=ctx.device or None)
 
-    def describe(self, est) -> dict:
+    def describe(self, est: Any) -> dict[str, Any]:
         """Run summary for metrics.json `extra.model`."""
         hist = getattr(est, "history_", [])
         return {"n_params": int(est.n_params_), "best_epoch": int(est.best_epoch_),
@@ -51,10 +55,10 @@ class ViTAdapter:
                 "device": str(est.device_),
                 "samples_per_s": float(hist[-1]["samples_per_s"]) if hist else None}
 
-    def predict(self, est, X: np.ndarray) -> np.ndarray:
-        return est.predict(X)
+    def predict(self, est: Any, ctx: PredictContext) -> np.ndarray:
+        return est.predict(ctx.flux)
 
-    def save(self, est, directory: Path) -> None:
+    def save(self, est: Any, directory: Path) -> None:
         est.save(directory)
 
     def load(self, directory: Path) -> Any:

@@ -36,7 +36,8 @@ def fit_distributed(est: Any, ctx: Any) -> Any:
     it holding the best weights, or with `stopped_` True when the run was asked to stop."""
     import torch
 
-    from engine.runs.ray.train import STOP_FILE, fit_until_stopped, original_error, train_cluster
+    from engine.models.ray_train import (STOP_FILE, fit_until_stopped, original_error,
+                                         train_cluster)
 
     from .estimator import _labels, _n_pixels
 
@@ -100,7 +101,7 @@ def _torch_trainer(config: dict, workers: int, use_gpu: bool, run_dir: Path) -> 
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from engine.runs.ray.train import storage_path
+    from engine.models.ray_train import storage_path
 
     per_worker = {"CPU": 1, "GPU": 1} if use_gpu else {"CPU": 1}
     return TorchTrainer(
@@ -164,9 +165,9 @@ def train_loop(config: dict) -> None:
     import torch
 
     from engine.atomic import write_json
+    from engine.events import EventLog
     from engine.io.dataset import Dataset
-    from engine.runs.folder import EventLog
-    from engine.runs.ray.train import stop_requested
+    from engine.models.ray_train import stop_requested
 
     from .estimator import SpecViTRegressor
     from .trainer import Parallel

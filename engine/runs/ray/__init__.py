@@ -3,5 +3,7 @@
 - `executor`: each run as a Ray task (the driver ingests; the store stays single-writer).
 - `task`, `worker`: what the task does on its node, and the worker process it supervises.
 - `ship`: a run folder to and from bytes, for nodes without the shared workspace.
-- `train`: the plumbing both data-parallel trainers share (cluster join, stop, errors).
+
+Importing Ray, joining a cluster and stopping Ray Train workers live one layer down in
+`engine.models.ray_train`: the data-parallel trainers (models) need them too.
 """

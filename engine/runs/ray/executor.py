@@ -13,7 +13,6 @@ point raises SpecError telling how to install it."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import SpecError
+from engine.models.ray_train import connect
 
-INSTALL_HINT = "pip install -e '.[ray]'   (installs ray[train]==2.60.0)"
 STORAGES = ("auto", "shared", "ship")
 GRACE_S = 10.0
 _LIVE: dict[str, "RayRun"] = {}
@@ -44,34 +43,6 @@ class RayOptions:
         if self.storage not in STORAGES:
             raise SpecError(f"unknown Ray storage {self.storage!r}", key="storage",
                             hint=f"use one of: {', '.join(STORAGES)}")
-
-
-def import_ray() -> Any:
-    """`ray`, or a SpecError (exit 2) saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise SpecError("--executor ray needs Ray, which is not installed", key="executor",
-                        hint=INSTALL_HINT) from None
-    return ray
-
-
-def connect(address: str | None = None) -> Any:
-    """Initialise Ray once per driver process (quietly: worker output goes to each run's
-    stdout.log, not to the terminal)."""
-    ray = import_ray()
-    if ray.is_initialized():
-        return ray
-    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": "WARNING"}
-    if address is None and not os.environ.get("RAY_ADDRESS"):
-        kwargs["include_dashboard"] = False
-    try:
-        ray.init(address=address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise SpecError(f"cannot connect to Ray at {address!r}: {exc}", key="address",
-                        hint="start a cluster with `ray start --head` (docs/cluster.md) or "
-                        "leave out --address to start a local one") from None
-    return ray
 
 
 def resources_for(spec: Any, options: RayOptions, cluster: dict[str, float]) -> dict[str, float]:

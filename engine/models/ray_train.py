@@ -1,5 +1,6 @@
 """What both data-parallel trainers (ViT on Ray Train's TorchTrainer, LightGBM on Ray
-Train's LightGBMTrainer) share: joining a Ray cluster from inside a run, where Ray Train
+Train's LightGBMTrainer) share: importing Ray and joining a cluster from inside a run
+(also used by the Ray executor, engine.runs.ray.executor, one layer up), where Ray Train
 keeps its files, and stopping the workers when the run is cancelled.
 
 A run with `workers > 1` is still ONE run: the runner (local worker subprocess, or the
@@ -23,9 +24,40 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from engine.errors import SpecError
+
+INSTALL_HINT = "pip install -e '.[ray]'   (installs ray[train]==2.60.0)"
 STOP_FILE = "STOP"
 POLL_S = 0.5
 STOP_GRACE_S = 20.0   # after a stop request, how long the workers get to end by themselves
+
+
+def import_ray() -> Any:
+    """`ray`, or a SpecError (exit 2) saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise SpecError("--executor ray needs Ray, which is not installed", key="executor",
+                        hint=INSTALL_HINT) from None
+    return ray
+
+
+def connect(address: str | None = None) -> Any:
+    """Initialise Ray once per driver process (quietly: worker output goes to each run's
+    stdout.log, not to the terminal)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": "WARNING"}
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        kwargs["include_dashboard"] = False
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise SpecError(f"cannot connect to Ray at {address!r}: {exc}", key="address",
+                        hint="start a cluster with `ray start --head` (docs/cluster.md) or "
+                        "leave out --address to start a local one") from None
+    return ray
 
 
 @contextmanager
@@ -33,8 +65,6 @@ def train_cluster(workers: int, address: str | None = None,
                   cpus_per_worker: float = 1.0) -> Iterator[Any]:
     """`ray`, initialised for Ray Train: joins `address` / `$RAY_ADDRESS` / an already
     initialised Ray, or starts a private local one (shut down on exit)."""
-    from engine.runs.ray.executor import connect, import_ray
-
     ray = import_ray()
     if ray.is_initialized():
         yield ray
