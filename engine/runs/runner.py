@@ -34,6 +34,7 @@ from engine.runs.spec import RunSpec
 PRED_META = ("snr", "snr_median", "snr_l2", "mag", "T_eff", "M_H", "a_M", "C_M", "crlb_log_g")
 EVAL_META = ("snr", "snr_l2", "mag", "T_eff", "M_H", "log_g", "crlb_log_g")
 PREDICT_ROWS = 4096
+UQ_COLUMNS = ("sigma", "sigma_raw", "lo68", "hi68", "lo95", "hi95")
 
 
 class StopFlag:
@@ -129,20 +130,24 @@ def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopF
         y_pred = np.concatenate([np.asarray(adapter.predict(est, X[i:i + PREDICT_ROWS]))
                                  for i in range(0, len(X), PREDICT_ROWS)])
         predict_s = time.perf_counter() - t1
+        from engine.runs.intervals import predict_intervals
+        intervals, uq_facts = predict_intervals(adapter, est, ctx.val, spec.noise_level, X,
+                                                test.params, y_pred, PREDICT_ROWS, log)
         extra = {"train_seconds": train_s, "predict_seconds": predict_s,
                  "n_train": int(ctx.train.n_rows), "n_test": int(test.n_rows),
                  "peak_rss_mb": peak_rss_mb(),
                  "model": getattr(adapter, "describe", lambda e: {})(est)}
         realisation = "stored" if test.uses_stored_noisy(spec.noise_level) else "seed42"
         _score_and_write(spec, run_dir, test, y_pred, extra, ds.fingerprint(), realisation,
-                         log)
+                         log, intervals, uq_facts)
     finally:
         ds.close()
 
 
 def _score_and_write(spec: RunSpec, run_dir: Path, test: Any, y_pred: np.ndarray,
                      extra: dict[str, Any], fingerprint: str, realisation: str,
-                     log: EventLog) -> None:
+                     log: EventLog, intervals: dict[str, np.ndarray] | None = None,
+                     uq_facts: dict[str, Any] | None = None) -> None:
     from engine.eval.protocol import evaluate
 
     params = test.params
@@ -155,21 +160,39 @@ def _score_and_write(spec: RunSpec, run_dir: Path, test: Any, y_pred: np.ndarray
            "realisation": realisation}
     ev = evaluate(y_true, y_pred, meta, eval_key=key)
     ev = replace(ev, extra={**ev.extra, **extra})
-    _write_predictions(run_dir / "predictions.parquet", params, y_true, y_pred)
-    write_json_atomic(run_dir / "metrics.json", ev.to_json())
+    out = ev.to_json()
+    if intervals is not None:
+        from engine.eval.uncertainty import score_uncertainty
+        uq = score_uncertainty(y_true, y_pred, intervals["sigma"], intervals, meta)
+        out["uncertainty"] = {**uq.to_json(), "extra": uq_facts or {}}
+        log("log", message=uq.summary_line())
+    elif uq_facts:
+        out["uncertainty"] = {"coverage": [], "scores": [], "extra": uq_facts}
+    _write_predictions(run_dir / "predictions.parquet", params, y_true, y_pred, intervals)
+    write_json_atomic(run_dir / "metrics.json", _json_safe(out))
     o = ev.overall
     emit([log], "metric", step=0, name="test_r2", value=o.get("r2"), split="test")
     emit([log], "metric", step=0, name="test_mae", value=o.get("mae"), split="test")
     log("log", message=ev.summary_line())
 
 
+def _json_safe(obj):
+    from engine.eval.protocol import _clean
+    return _clean(obj)
+
+
 def _write_predictions(path: Path, params: pd.DataFrame, y_true: np.ndarray,
-                       y_pred: np.ndarray) -> None:
-    """One row per test spectrum (dev-contracts.md), written tmp + rename."""
+                       y_pred: np.ndarray, intervals: dict[str, np.ndarray] | None = None
+                       ) -> None:
+    """One row per test spectrum (dev-contracts.md), written tmp + rename; σ and the
+    interval bounds (engine.runs.intervals) when the run has them, else NaN."""
     cols: dict[str, Any] = {"idx": np.arange(len(y_true), dtype=np.int64), "y_true": y_true,
                             "y_pred": np.asarray(y_pred, dtype=np.float64)}
     for c in PRED_META:
         cols[c] = params[c].to_numpy(np.float64) if c in params.columns \
+            else np.full(len(y_true), np.nan)
+    for c in UQ_COLUMNS:
+        cols[c] = np.asarray(intervals[c], np.float64) if intervals is not None \
             else np.full(len(y_true), np.nan)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pd.DataFrame(cols).to_parquet(tmp, index=False)
