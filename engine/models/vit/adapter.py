@@ -54,6 +54,11 @@ class ViTAdapter:
     def predict(self, est, X: np.ndarray) -> np.ndarray:
         return est.predict(X)
 
+    def predict_sigma(self, est, X: np.ndarray) -> np.ndarray | None:
+        """σ(log g) in dex from a `loss=beta_nll` head (engine.runs.intervals), else None."""
+        sig = est.predict_sigma(X)
+        return sig if sig is None or sig.ndim == 1 else sig[:, 0]
+
     def save(self, est, directory: Path) -> None:
         est.save(directory)
 

@@ -77,7 +77,7 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
                              layers=self.layers, heads=self.heads, mlp_ratio=self.mlp_ratio,
                              tokenizer=self.tokenizer, pos_encoding=self.pos_encoding,
                              dropout=self.dropout, attn_dropout=self.attn_dropout,
-                             n_targets=n_targets)
+                             n_targets=n_targets, heteroscedastic=self.loss == "beta_nll")
         except ValueError as exc:
             raise SpecError(str(exc), key="vit", hint="fix the ViT architecture parameters")
 
@@ -150,7 +150,7 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
         n_pixels = _n_pixels(train)
 
         def make_data(dev):
-            from .data import StreamedData, fits_on_device
+            from .batches import StreamedData, fits_on_device
             if fits_on_device(train.n_rows, n_pixels, dev, self.max_resident_gb):
                 return _resident(train.read("flux"), train.read("error"), dev)
             return lambda y_z: StreamedData(train, y_z, dev, self.chunk_rows)
@@ -223,8 +223,21 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise DataError(f"expected (N, {self.n_features_in_}) flux, got {X.shape}", key="X")
         z = predict_z(self.model_, X, self.device_, int(self.eval_batch_size), self.use_amp_)
-        pred = z * self.y_sigma_ + self.y_mu_
+        pred = z[:, :self.n_targets_] * self.y_sigma_ + self.y_mu_
         return pred[:, 0] if self.n_targets_ == 1 else pred
+
+    def predict_sigma(self, X: np.ndarray) -> np.ndarray | None:
+        """The heteroscedastic head's σ in dex ((N,) or (N, T)); None for a model trained
+        without one (loss other than beta_nll)."""
+        import torch
+        from .trainer import predict_z, split_mean_var
+        if not getattr(self.config_, "heteroscedastic", False):
+            return None
+        X = np.asarray(X, dtype=np.float32)
+        z = predict_z(self.model_, X, self.device_, int(self.eval_batch_size), self.use_amp_)
+        _, var = split_mean_var(torch.as_tensor(z, dtype=torch.float64))
+        sig = np.sqrt(var.numpy()) * self.y_sigma_
+        return sig[:, 0] if self.n_targets_ == 1 else sig
 
     def save(self, directory: str | Path) -> Path:
         """Write `model.pt` (state_dict + config + label stats; loadable with weights_only)
@@ -281,7 +294,7 @@ def _as_2d(y) -> np.ndarray:
 
 
 def _resident(flux, error, dev):
-    from .data import ResidentData
+    from .batches import ResidentData
     return lambda y_z: ResidentData(flux, error, y_z, dev)
 
 

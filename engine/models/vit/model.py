@@ -44,6 +44,7 @@ class ViTConfig:
     attn_dropout: float = 0.1
     n_targets: int = 1
     rope_base: float = 10000.0
+    heteroscedastic: bool = False  # head also outputs log σ² per target (loss=beta_nll)
 
     def __post_init__(self) -> None:
         if self.tokenizer not in TOKENIZERS:
@@ -171,7 +172,8 @@ class Block(nn.Module):
 # ---------------------------------------------------------------------------- model
 
 class SpecViT(nn.Module):
-    """(B, n_pixels) flux -> (B, n_targets) z-scored predictions."""
+    """(B, n_pixels) flux -> (B, n_targets) z-scored predictions; with `heteroscedastic`
+    (B, 2·n_targets): the means, then log σ² per target (z units)."""
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
@@ -192,7 +194,7 @@ class SpecViT(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.hidden, eps=1e-6)
-        self.head = nn.Linear(cfg.hidden, cfg.n_targets)
+        self.head = nn.Linear(cfg.hidden, cfg.n_targets * (2 if cfg.heteroscedastic else 1))
         self.apply(_init_weights)
         nn.init.trunc_normal_(self.cls, std=0.02)
         if self.pos is not None:
