@@ -51,6 +51,7 @@ class ReportData:
     other: dict[str, pd.DataFrame] = field(default_factory=dict)   # analyses of other kinds
     n_train: float | None = None  # training rows of the dataset (datasets table), if known
     facts: dict[str, dict[str, float]] = field(default_factory=dict)  # run_facts (numeric)
+    uq: dict[str, pd.DataFrame] = field(default_factory=dict)  # calibration views' rows
 
     def pick(self, kind: str, **match: Any) -> str | None:
         """The analysis of `kind` whose params match `match`, preferring the report's noise
@@ -88,6 +89,7 @@ def build_report(workspace: Path, dataset: str | None = None, *, compare: bool =
     from engine.report import moe_tables as M
     from engine.report import scaling_tables as S
     from engine.report import sections as X
+    from engine.report.uncertainty_tables import uncertainty_section
 
     d = load_report_data(workspace, dataset)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -102,7 +104,7 @@ def build_report(workspace: Path, dataset: str | None = None, *, compare: bool =
            f"runs: {len(d.points)} (model × size × noise points); "
            f"analyses: {len(d.analyses)}.", "", "---", ""]
     for part in (S.scaling_section, M.moe_section, X.deleakage_section, X.ceiling_section,
-                 X.configurations_section, X.files_section):
+                 uncertainty_section, X.configurations_section, X.files_section):
         out += part(d) + ["---", ""]
     out += C.summary_section(d, compare) + ["---", ""]
     if compare:
@@ -151,6 +153,8 @@ def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
                               "(SELECT unnest(?))",
                               [list(info["dataset_fingerprint"].dropna())]).fetchone()[0]
         facts = _facts(con, ids)
+        from engine.report.uncertainty_tables import load_uncertainty
+        uq = load_uncertainty(con, ids)
         other = {}
         for r in analyses[~analyses["kind"].isin(KNOWN_KINDS)].itertuples():
             other[r.analysis_id] = con.execute(
@@ -159,7 +163,7 @@ def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
     return ReportData(workspace=Path(workspace), dataset=dataset, points=points,
                       noise=_main_noise(points), info=info, bins=bins, params=params, runs=runs,
                       moe_experts=moe, analyses=analyses, views=views, confusion=confusion,
-                      other=other, n_train=n_train, facts=facts)
+                      other=other, n_train=n_train, facts=facts, uq=uq)
 
 
 def _facts(con, run_ids: list[str]) -> dict[str, dict[str, float]]:
