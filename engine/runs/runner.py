@@ -137,6 +137,10 @@ def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopF
                  "n_train": int(ctx.train.n_rows), "n_test": int(test.n_rows),
                  "peak_rss_mb": peak_rss_mb(),
                  "model": getattr(adapter, "describe", lambda e: {})(est)}
+        from engine.runs.targets import target_scores
+        targets = target_scores(adapter, est, X, test.params, PREDICT_ROWS)
+        if targets:
+            extra["targets"] = targets
         realisation = "stored" if test.uses_stored_noisy(spec.noise_level) else "seed42"
         _score_and_write(spec, run_dir, test, y_pred, extra, ds.fingerprint(), realisation,
                          log, intervals, uq_facts)

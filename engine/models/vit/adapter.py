@@ -52,12 +52,18 @@ class ViTAdapter:
                 "samples_per_s": float(hist[-1]["samples_per_s"]) if hist else None}
 
     def predict(self, est, X: np.ndarray) -> np.ndarray:
-        return est.predict(X)
+        """log g (dex); a multi-target model (`targets=log_g,T_eff,...`) gives its log g
+        column here and every label through `predict_targets`."""
+        pred = est.predict(X)
+        return pred if pred.ndim == 1 else pred[:, _logg_column(est)]
+
+    def predict_targets(self, est, X: np.ndarray) -> dict[str, np.ndarray]:
+        return est.predict_targets(X)
 
     def predict_sigma(self, est, X: np.ndarray) -> np.ndarray | None:
         """σ(log g) in dex from a `loss=beta_nll` head (engine.runs.intervals), else None."""
         sig = est.predict_sigma(X)
-        return sig if sig is None or sig.ndim == 1 else sig[:, 0]
+        return sig if sig is None or sig.ndim == 1 else sig[:, _logg_column(est)]
 
     def save(self, est, directory: Path) -> None:
         est.save(directory)
@@ -65,3 +71,12 @@ class ViTAdapter:
     def load(self, directory: Path) -> Any:
         from .estimator import SpecViTRegressor
         return SpecViTRegressor.load(directory)
+
+
+def _logg_column(est) -> int:
+    from engine.errors import SpecError
+    names = list(getattr(est, "target_names_", ["log_g"]))
+    if "log_g" not in names:
+        raise SpecError(f"the ViT was trained on {names} without log_g", key="targets",
+                        hint="include log_g, e.g. --set targets=log_g,T_eff,M_H")
+    return names.index("log_g")

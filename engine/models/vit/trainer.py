@@ -56,6 +56,7 @@ class TrainConfig:
     eval_batch_size: int = 1024
     collapse_patience: int = 5
     max_steps: int | None = None     # hard cap on total steps (tests, benchmarks)
+    moe_aux: float = 0.01            # weight of a MoE head's load-balancing loss
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -358,6 +359,9 @@ class Trainer:
             loss = pred.sum() * 0.0
         else:
             loss = self.loss_fn(pred, y.view(len(y), -1))
+            aux = getattr(self.model.head, "aux_loss", None)
+            if aux is not None and self.cfg.moe_aux:
+                loss = loss + self.cfg.moe_aux * aux
         if self.par.active:
             loss = loss * (self.par.world_size * len(y) / n_global)
         self.opt.zero_grad(set_to_none=True)
