@@ -175,3 +175,57 @@ def test_run_stores_intervals_and_views(_isolated_workspace):
     assert len(bins) == 9 and bins.n.sum() <= 300
     stored = query_df(ws, "SELECT count(*) AS n FROM predictions WHERE sigma IS NOT NULL")
     assert int(stored.n[0]) == 300
+
+
+def test_moe_head_load_balancing_oracle_and_shapes():
+    torch = pytest.importorskip("torch")
+    from engine.models.vit.model import SpecViT, ViTConfig
+    from engine.models.vit.moe_head import MoEHead, load_balancing_loss
+    uniform = torch.full((8, 4), 0.25)
+    assert float(load_balancing_loss(uniform)) == pytest.approx(1.0)
+    onehot = torch.zeros(8, 4)
+    onehot[:, 2] = 1.0
+    assert float(load_balancing_loss(onehot)) == pytest.approx(4.0)
+    head = MoEHead(16, 2, 3)
+    out = head(torch.randn(5, 16))
+    assert out.shape == (5, 2) and head.last_gates.shape == (5, 3)
+    torch.testing.assert_close(head.last_gates.sum(1), torch.ones(5))
+    cfg = ViTConfig(n_pixels=64, patch_size=16, stride=16, hidden=16, layers=1, heads=2,
+                    head="moe", n_experts=3)
+    model = SpecViT(cfg)
+    assert model(torch.zeros(2, 64)).shape == (2, 1) and model.head.aux_loss.item() >= 1.0
+    with pytest.raises(ValueError, match="head must be"):
+        ViTConfig(head="tree")
+
+
+def test_multitask_and_moe_runs_reach_the_store(_isolated_workspace):
+    """`--set targets=…` and the vit-moe-cpu preset from the CLI: R² per label in
+    run_facts, σ from a β-NLL MoE head calibrated like every other run."""
+    import os
+    import subprocess
+    import sys
+
+    from fakes import make_fake_dataset
+    from engine.store.read import query_df
+
+    ws = _isolated_workspace
+    make_fake_dataset(ws / "datasets" / "fake", train_shards=(300,), n_val=200, n_test=200,
+                      n_pixels=64)
+    env = {**os.environ, "LOGG_WORKSPACE": str(ws), "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, "-c", "from engine.cli import main; main()", "run", "vit",
+            "--size", "300", "--dataset", "fake", "--set", "epochs=1"]
+    for extra in (["--set", "targets=log_g,T_eff,M_H"],
+                  ["--preset", "vit-moe-cpu", "--set", "loss=beta_nll"]):
+        out = subprocess.run(base + extra, env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+    facts = query_df(ws, "SELECT key, num_value FROM run_facts WHERE key LIKE 'targets.%.r2'")
+    assert set(facts.key) == {"targets.log_g.r2", "targets.T_eff.r2", "targets.M_H.r2"}
+    lb = query_df(ws, "SELECT r.run_id, m.value AS r2 FROM runs r JOIN run_metrics m "
+                      "USING (run_id) WHERE m.metric = 'r2' AND m.subset = 'all'")
+    logg = float(facts.set_index("key").num_value["targets.log_g.r2"])
+    assert logg in [pytest.approx(v) for v in lb.r2]       # the scored label is log g
+    cal = query_df(ws, "SELECT preset, has_sigma FROM calibration ORDER BY preset")
+    assert cal.preset.tolist() == ["vit-cpu", "vit-moe-cpu"] and cal.has_sigma.all()
+    moe = query_df(ws, "SELECT text_value FROM run_params WHERE key = 'head'")
+    assert "moe" in moe.text_value.tolist()
