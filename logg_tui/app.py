@@ -72,7 +72,7 @@ class LoggApp(App):
         Binding("4", "switch_mode('moe')", "MoE"),
         Binding("5", "switch_mode('jobs')", "Jobs"),
         Binding("6", "switch_mode('sql')", "SQL"),
-        Binding("7", "switch_mode('calibration')", "Calib"),
+        Binding("7", "switch_mode('calibration')", "Calib", show=False),
         Binding("l", "launch", "Launch", show=False),
         Binding("r", "refresh", "Refresh"),
         Binding("question_mark", "help", "Help", key_display="?"),
