@@ -229,3 +229,17 @@ def test_multitask_and_moe_runs_reach_the_store(_isolated_workspace):
     assert cal.preset.tolist() == ["vit-cpu", "vit-moe-cpu"] and cal.has_sigma.all()
     moe = query_df(ws, "SELECT text_value FROM run_params WHERE key = 'head'")
     assert "moe" in moe.text_value.tolist()
+
+
+def test_report_section_warns_on_overconfident_and_names_runs_without_sigma(tmp_path):
+    from _uq_stores import calibration_workspace
+    from engine.report.document import build_report
+
+    ws = calibration_workspace(tmp_path / "ws")
+    text = build_report(ws, compare=False)
+    section = text.split("## Predictive uncertainty")[1].split("\n---")[0]
+    assert "⚠ ridge" in section and "σ is too small" in section
+    assert "No σ for: lgbm" in section
+    vit_line = next(line for line in section.splitlines() if line.startswith("| vit"))
+    assert "| 1.00 |" in vit_line          # σ equals the CRLB σ in this store
+    assert "### Per SNR bin" in section

@@ -52,6 +52,7 @@ class ReportData:
     n_train: float | None = None  # training rows of the dataset (datasets table), if known
     facts: dict[str, dict[str, float]] = field(default_factory=dict)  # run_facts (numeric)
     uq: dict[str, pd.DataFrame] = field(default_factory=dict)  # calibration views' rows
+    variants: dict[str, pd.DataFrame] = field(default_factory=dict)  # every ViT run's facts
 
     def pick(self, kind: str, **match: Any) -> str | None:
         """The analysis of `kind` whose params match `match`, preferring the report's noise
@@ -90,6 +91,7 @@ def build_report(workspace: Path, dataset: str | None = None, *, compare: bool =
     from engine.report import scaling_tables as S
     from engine.report import sections as X
     from engine.report.uncertainty_tables import uncertainty_section
+    from engine.report.vit_variants import vit_variants_section
 
     d = load_report_data(workspace, dataset)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -104,7 +106,8 @@ def build_report(workspace: Path, dataset: str | None = None, *, compare: bool =
            f"runs: {len(d.points)} (model × size × noise points); "
            f"analyses: {len(d.analyses)}.", "", "---", ""]
     for part in (S.scaling_section, M.moe_section, X.deleakage_section, X.ceiling_section,
-                 uncertainty_section, X.configurations_section, X.files_section):
+                 uncertainty_section, vit_variants_section, X.configurations_section,
+                 X.files_section):
         out += part(d) + ["---", ""]
     out += C.summary_section(d, compare) + ["---", ""]
     if compare:
@@ -155,6 +158,8 @@ def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
         facts = _facts(con, ids)
         from engine.report.uncertainty_tables import load_uncertainty
         uq = load_uncertainty(con, ids)
+        from engine.report.vit_variants import load_vit_variants
+        variants = load_vit_variants(con, dataset)
         other = {}
         for r in analyses[~analyses["kind"].isin(KNOWN_KINDS)].itertuples():
             other[r.analysis_id] = con.execute(
@@ -163,7 +168,8 @@ def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
     return ReportData(workspace=Path(workspace), dataset=dataset, points=points,
                       noise=_main_noise(points), info=info, bins=bins, params=params, runs=runs,
                       moe_experts=moe, analyses=analyses, views=views, confusion=confusion,
-                      other=other, n_train=n_train, facts=facts, uq=uq)
+                      other=other, n_train=n_train, facts=facts, uq=uq,
+                      variants=variants)
 
 
 def _facts(con, run_ids: list[str]) -> dict[str, dict[str, float]]:
