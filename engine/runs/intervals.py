@@ -30,7 +30,19 @@ def predict_intervals(adapter: Any, est: Any, val: Any, noise_level: float, X_te
                       log: Callable[..., None] | None = None
                       ) -> tuple[dict[str, np.ndarray] | None, dict[str, Any]]:
     """({'sigma','sigma_raw','lo68','hi68','lo95','hi95'} per test star, calibration facts),
-    or (None, reason) when the run cannot be calibrated."""
+    or (None, reason) when the run cannot be calibrated. A failure here never fails the
+    run (its point predictions stand): the reason is logged and kept in metrics.json."""
+    try:
+        return _calibrate(adapter, est, val, noise_level, X_test, test_params, y_pred, rows,
+                          log)
+    except Exception as exc:  # noqa: BLE001 - reported in the run's log and metrics
+        reason = f"{type(exc).__name__}: {exc}"
+        if log:
+            log("log", message=f"no intervals: calibration failed ({reason})")
+        return None, {"status": "failed", "reason": reason}
+
+
+def _calibrate(adapter, est, val, noise_level, X_test, test_params, y_pred, rows, log):
     from engine.models.conformal import MondrianConformal
 
     if val is None or int(val.n_rows) < MIN_VAL:
