@@ -243,3 +243,26 @@ def test_report_section_warns_on_overconfident_and_names_runs_without_sigma(tmp_
     vit_line = next(line for line in section.splitlines() if line.startswith("| vit"))
     assert "| 1.00 |" in vit_line          # σ equals the CRLB σ in this store
     assert "### Per SNR bin" in section
+
+
+def test_intervals_skip_without_validation_and_never_fail_the_run():
+    from engine.runs.intervals import predict_intervals
+
+    class Broken:
+        def predict(self, est, X):
+            raise RuntimeError("boom")
+
+    class Val:
+        n_rows, name = 500, "val_500"
+
+        def noisy(self, level):
+            return np.zeros((500, 4), np.float32)
+
+    out, facts = predict_intervals(Broken(), None, None, 1.0, np.zeros((3, 4)), None,
+                                   np.zeros(3), 2)
+    assert out is None and facts["status"] == "skipped" and "validation" in facts["reason"]
+    logged = []
+    out, facts = predict_intervals(Broken(), None, Val(), 1.0, np.zeros((3, 4)), None,
+                                   np.zeros(3), 2, lambda *a, **k: logged.append(k))
+    assert out is None and facts == {"status": "failed", "reason": "RuntimeError: boom"}
+    assert any("calibration failed" in k.get("message", "") for k in logged)
