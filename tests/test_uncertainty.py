@@ -254,6 +254,7 @@ def test_intervals_skip_without_validation_and_never_fail_the_run():
 
     class Val:
         n_rows, name = 500, "val_500"
+        params = pd.DataFrame({"log_g": np.ones(500), "snr": np.full(500, 5.0)})
 
         def noisy(self, level):
             return np.zeros((500, 4), np.float32)
