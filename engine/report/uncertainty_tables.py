@@ -53,7 +53,7 @@ def uncertainty_section(d) -> list[str]:
                         f"{'too small' if _under(r) else 'too large'}.")
         elif r.n_snr_bins_flagged:
             warn.append(f"> ⚠ {label}: {int(r.n_snr_bins_flagged)} SNR bin(s) outside the "
-                        "binomial range (about 1 in 20 bins is expected by chance).")
+                        "binomial range (about 1 test in 20 lands outside by chance: 16 per run).")
     if rows:
         out += table(["run", "n", "cov 68 %", "cov 95 %", "width 95 % (dex)", "NLL", "CRPS",
                       "σ/σ_CRLB", "flag"], rows, "lrrrrrrrc") + [""]
