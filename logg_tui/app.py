@@ -63,7 +63,8 @@ class LoggApp(App):
     COMMANDS = App.COMMANDS | {LoggCommands}
     MODES = {"runs": RunsScreen, "scaling": _lazy("scaling", "ScalingScreen"),
              "snr": _lazy("r2_snr", "R2SnrScreen"), "moe": _lazy("moe", "MoeScreen"),
-             "jobs": _lazy("jobs", "JobsScreen"), "sql": _lazy("sql", "SqlScreen")}
+             "jobs": _lazy("jobs", "JobsScreen"), "sql": _lazy("sql", "SqlScreen"),
+             "calibration": _lazy("calibration", "CalibrationScreen")}
     BINDINGS = [
         Binding("1", "switch_mode('runs')", "Runs"),
         Binding("2", "switch_mode('scaling')", "Scaling"),
@@ -71,6 +72,7 @@ class LoggApp(App):
         Binding("4", "switch_mode('moe')", "MoE"),
         Binding("5", "switch_mode('jobs')", "Jobs"),
         Binding("6", "switch_mode('sql')", "SQL"),
+        Binding("7", "switch_mode('calibration')", "Calib", show=False),
         Binding("l", "launch", "Launch", show=False),
         Binding("r", "refresh", "Refresh"),
         Binding("question_mark", "help", "Help", key_display="?"),

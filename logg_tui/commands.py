@@ -12,7 +12,8 @@ from logg_tui import queries as data
 
 SCREENS = [("runs", "Runs: all runs"), ("scaling", "Scaling: R² vs training size"),
            ("snr", "R² vs SNR with the ceiling"), ("moe", "MoE and de-leakage tables"),
-           ("jobs", "Jobs: launched runs"), ("sql", "SQL: read-only query box")]
+           ("jobs", "Jobs: launched runs"), ("sql", "SQL: read-only query box"),
+           ("calibration", "Calibration: coverage and σ vs the CRLB")]
 PALETTE_RUNS = 500
 
 

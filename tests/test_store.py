@@ -55,7 +55,7 @@ def test_fresh_store_has_the_schema_and_its_version(_isolated_workspace):
                                            "information_schema.tables").fetchall()}
     # base schema (1) then every migration, in order
     assert versions == [1, *(n for n, _ in C.migrations())]
-    assert versions[-1] == C.schema_version() == max(n for n, _ in C.migrations()) == 5
+    assert versions[-1] == C.schema_version() == max(n for n, _ in C.migrations()) == 6
     assert set(TABLES) | {"leaderboard", "scaling_curve", "r2_vs_snr", "bin_table"} <= names
     assert "moe_experts" not in names  # never written; dropped by migration 004
     assert not list(ws.glob(".results.duckdb.*"))  # built aside, renamed into place

@@ -107,4 +107,4 @@ def test_unknown_hyper_parameter_is_a_spec_error():
     from engine.errors import SpecError
     with pytest.raises(SpecError, match="hidden_size"):
         ViTAdapter().build({"hidden_size": 3})
-    assert list(ViTAdapter.presets) == ["vit-cpu", "vit-paper"]
+    assert list(ViTAdapter.presets) == ["vit-cpu", "vit-paper", "vit-moe-cpu"]

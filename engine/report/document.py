@@ -57,6 +57,8 @@ class ReportData:
     other_builds: list[tuple[str, str | None, int]] = field(default_factory=list)
     # (fingerprint, generator version, finished runs) of other builds with the same name
     facts: dict[str, dict[str, float]] = field(default_factory=dict)  # run_facts (numeric)
+    uq: dict[str, pd.DataFrame] = field(default_factory=dict)  # calibration views' rows
+    variants: dict[str, pd.DataFrame] = field(default_factory=dict)  # every ViT run's facts
 
     def pick(self, kind: str, **match: Any) -> str | None:
         """The analysis of `kind` whose params match `match`, preferring the report's noise
@@ -94,6 +96,8 @@ def build_report(workspace: Path, dataset: str | None = None, *, compare: bool =
     from engine.report import moe_tables as M
     from engine.report import scaling_tables as S
     from engine.report import sections as X
+    from engine.report.uncertainty_tables import uncertainty_section
+    from engine.report.vit_variants import vit_variants_section
 
     d = load_report_data(workspace, dataset)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -116,7 +120,8 @@ def build_report(workspace: Path, dataset: str | None = None, *, compare: bool =
               f"`--dataset NAME@FINGERPRINT`): {others}." if others else "."),
            "", "---", ""]
     for part in (S.scaling_section, M.moe_section, X.deleakage_section, X.ceiling_section,
-                 X.configurations_section, X.files_section):
+                 uncertainty_section, vit_variants_section, X.configurations_section,
+                 X.files_section):
         out += part(d) + ["---", ""]
     out += C.summary_section(d, compare) + ["---", ""]
     if compare:
@@ -163,6 +168,11 @@ def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
                             "(SELECT unnest(?))",
                             [list(info["dataset_fingerprint"].dropna())]).fetchone()[0]
         facts = _facts(r, ids)
+        from engine.report.uncertainty_tables import load_uncertainty
+        from engine.report.vit_variants import load_vit_variants
+
+        uq = load_uncertainty(r, ids)
+        variants = load_vit_variants(r, dataset)
         other = {}
         for a in analyses[~analyses["kind"].isin(KNOWN_KINDS)].itertuples():
             other[a.analysis_id] = r.execute(
@@ -172,7 +182,7 @@ def load_report_data(workspace: Path, dataset: str | None = None) -> ReportData:
                       noise=_main_noise(points), info=info, bins=bins, params=params, runs=runs,
                       analyses=analyses, views=views, confusion=confusion,
                       other=other, n_train=n_train, facts=facts, fingerprint=fp,
-                      generator_version=gen, other_builds=others)
+                      generator_version=gen, other_builds=others, uq=uq, variants=variants)
 
 
 def _with_build(reader, lb: pd.DataFrame) -> pd.DataFrame:

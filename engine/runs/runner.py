@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 PRED_META = ("snr", "snr_median", "snr_l2", "mag", "T_eff", "M_H", "a_M", "C_M", "crlb_log_g")
 EVAL_META = ("snr", "snr_l2", "mag", "T_eff", "M_H", "log_g", "crlb_log_g")
 PREDICT_ROWS = 4096
+UQ_COLUMNS = ("sigma", "sigma_raw", "lo68", "hi68", "lo95", "hi95")
 
 
 class StopFlag:
@@ -132,13 +133,20 @@ def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopF
         t1 = time.perf_counter()
         y_pred = predict_split(adapter, est, test, spec.noise_level)
         predict_s = time.perf_counter() - t1
+        from engine.runs.intervals import predict_intervals
+        intervals, uq_facts = predict_intervals(adapter, est, ctx.val, test, spec.noise_level,
+                                                y_pred, log)
         extra = {"train_seconds": train_s, "predict_seconds": predict_s,
                  "n_train": int(ctx.train.n_rows), "n_test": int(test.n_rows),
                  "peak_rss_mb": peak_rss_mb(),
                  "model": adapter.describe(est)}
+        from engine.runs.targets import target_scores
+        targets = target_scores(adapter, est, test, spec.noise_level)
+        if targets:
+            extra["targets"] = targets
         realisation = "stored" if test.uses_stored_noisy(spec.noise_level) else "seed42"
         _score_and_write(spec, run_dir, test, y_pred, extra, ds.fingerprint(), realisation,
-                         log)
+                         log, intervals, uq_facts)
     finally:
         ds.close()
 
@@ -147,16 +155,22 @@ def predict_split(adapter: ModelAdapter, est: Any, split: Split, noise_level: fl
                   ) -> np.ndarray:
     """The model's log g for every row of `split`, scored on its frozen noisy flux, in
     blocks of PREDICT_ROWS; each block's PredictContext names the split and its rows."""
+    return np.concatenate([np.asarray(adapter.predict(est, ctx))
+                           for ctx in predict_blocks(split, noise_level)])
+
+
+def predict_blocks(split: Split, noise_level: float) -> list[PredictContext]:
+    """The PredictContexts of `split` (blocks of PREDICT_ROWS of its frozen noisy flux):
+    what every per-row model method (predict, predict_sigma, predict_targets) is given."""
     X = split.noisy(noise_level)
-    return np.concatenate([
-        np.asarray(adapter.predict(est, PredictContext(split=split, flux=X[i:i + PREDICT_ROWS],
-                                                       noise_level=noise_level, start=i)))
-        for i in range(0, len(X), PREDICT_ROWS)])
+    return [PredictContext(split=split, flux=X[i:i + PREDICT_ROWS], noise_level=noise_level,
+                           start=i) for i in range(0, len(X), PREDICT_ROWS)]
 
 
 def _score_and_write(spec: RunSpec, run_dir: Path, test: Any, y_pred: np.ndarray,
                      extra: dict[str, Any], fingerprint: str, realisation: str,
-                     log: EventLog) -> None:
+                     log: EventLog, intervals: dict[str, np.ndarray] | None = None,
+                     uq_facts: dict[str, Any] | None = None) -> None:
     from engine.eval.protocol import evaluate
 
     params = test.params
@@ -169,8 +183,16 @@ def _score_and_write(spec: RunSpec, run_dir: Path, test: Any, y_pred: np.ndarray
            "realisation": realisation}
     ev = evaluate(y_true, y_pred, meta, eval_key=key)
     ev = replace(ev, extra={**ev.extra, **extra})
-    _write_predictions(run_dir / "predictions.parquet", params, y_true, y_pred)
-    write_json(run_dir / "metrics.json", ev.to_json())
+    out = ev.to_json()
+    if intervals is not None:
+        from engine.eval.uncertainty import score_uncertainty
+        uq = score_uncertainty(y_true, y_pred, intervals["sigma"], intervals, meta)
+        out["uncertainty"] = {**uq.to_json(), "extra": uq_facts or {}}
+        log("log", message=uq.summary_line())
+    elif uq_facts:
+        out["uncertainty"] = {"coverage": [], "scores": [], "extra": uq_facts}
+    _write_predictions(run_dir / "predictions.parquet", params, y_true, y_pred, intervals)
+    write_json(run_dir / "metrics.json", out)
     o = ev.overall
     emit([log], "metric", step=0, name="test_r2", value=o.get("r2"), split="test")
     emit([log], "metric", step=0, name="test_mae", value=o.get("mae"), split="test")
@@ -178,11 +200,16 @@ def _score_and_write(spec: RunSpec, run_dir: Path, test: Any, y_pred: np.ndarray
 
 
 def _write_predictions(path: Path, params: pd.DataFrame, y_true: np.ndarray,
-                       y_pred: np.ndarray) -> None:
-    """One row per test spectrum (dev-contracts.md), written atomically."""
+                       y_pred: np.ndarray, intervals: dict[str, np.ndarray] | None = None
+                       ) -> None:
+    """One row per test spectrum (dev-contracts.md), written atomically; σ and the
+    interval bounds (engine.runs.intervals) when the run has them, else NaN."""
     cols: dict[str, Any] = {"idx": np.arange(len(y_true), dtype=np.int64), "y_true": y_true,
                             "y_pred": np.asarray(y_pred, dtype=np.float64)}
     for c in PRED_META:
         cols[c] = params[c].to_numpy(np.float64) if c in params.columns \
+            else np.full(len(y_true), np.nan)
+    for c in UQ_COLUMNS:
+        cols[c] = np.asarray(intervals[c], np.float64) if intervals is not None \
             else np.full(len(y_true), np.nan)
     write_parquet(path, pd.DataFrame(cols))

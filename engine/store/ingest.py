@@ -18,12 +18,13 @@ from engine.events import Callbacks, emit
 from engine.paths import runs_dir
 from engine.paths import workspace as resolve_ws
 from engine.store.connect import DEFAULT_TIMEOUT_S, open_rw, store_lock
+from engine.store.ingest_uncertainty import write_uncertainty
 from engine.store.runfolder import (PRED_COLUMNS, RunRecord, read_run_folder, state_signature,
                                     typed_params)
 from engine.store.transaction import transaction
 
 PER_RUN_TABLES = ("run_params", "run_facts", "metric_history", "run_metrics", "bin_metrics",
-                  "predictions", "runs")
+                  "uq_coverage", "uq_scores", "predictions", "runs")
 RUN_COLUMNS = ("run_id", "model", "preset", "config_hash", "dataset_fingerprint",
                "dataset_name", "dataset_path", "train_size", "noise_level", "seed",
                "test_split", "val_split", "status", "error", "created", "started", "ended",
@@ -136,6 +137,7 @@ def write_run(con, rec: RunRecord) -> None:
                   [(run_id, *h) for h in rec.history])
         if rec.metrics:
             _write_metrics(con, run_id, rec)
+            write_uncertainty(con, run_id, rec.metrics, _bulk)
         if preds is not None:
             con.execute(f"INSERT INTO predictions SELECT ? AS run_id, p.* FROM ({preds}) p",
                         [run_id])

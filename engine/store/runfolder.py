@@ -18,7 +18,8 @@ from engine.run_state import RunState, fold_run_folder
 FILES = ("run.json", "events.jsonl", "metrics.json", "predictions.parquet")
 PRED_COLUMNS = {"idx": "int64", "y_true": "float64", "y_pred": "float64", "snr": "float64",
                 "snr_l2": "float64", "mag": "float64", "T_eff": "float64", "M_H": "float64",
-                "crlb_log_g": "float64"}
+                "crlb_log_g": "float64", "sigma": "float64", "sigma_raw": "float64",
+                "lo68": "float64", "hi68": "float64", "lo95": "float64", "hi95": "float64"}
 
 
 @dataclass

@@ -56,7 +56,18 @@ class ViTAdapter:
                 "samples_per_s": float(hist[-1]["samples_per_s"]) if hist else None}
 
     def predict(self, est: Any, ctx: PredictContext) -> np.ndarray:
-        return est.predict(ctx.flux)
+        """log g (dex); a multi-target model (`targets=log_g,T_eff,...`) gives its log g
+        column here and every label through `predict_targets`."""
+        pred = est.predict(ctx.flux)
+        return pred if pred.ndim == 1 else pred[:, _logg_column(est)]
+
+    def predict_targets(self, est: Any, ctx: PredictContext) -> dict[str, np.ndarray]:
+        return est.predict_targets(ctx.flux)
+
+    def predict_sigma(self, est: Any, ctx: PredictContext) -> np.ndarray | None:
+        """σ(log g) in dex from a `loss=beta_nll` head (engine.runs.intervals), else None."""
+        sig = est.predict_sigma(ctx.flux)
+        return sig if sig is None or sig.ndim == 1 else sig[:, _logg_column(est)]
 
     def save(self, est: Any, directory: Path) -> None:
         est.save(directory)
@@ -64,3 +75,12 @@ class ViTAdapter:
     def load(self, directory: Path) -> Any:
         from .estimator import SpecViTRegressor
         return SpecViTRegressor.load(directory)
+
+
+def _logg_column(est: Any) -> int:
+    from engine.errors import SpecError
+    names = list(getattr(est, "target_names_", ["log_g"]))
+    if "log_g" not in names:
+        raise SpecError(f"the ViT was trained on {names} without log_g", key="targets",
+                        hint="include log_g, e.g. --set targets=log_g,T_eff,M_H")
+    return names.index("log_g")

@@ -37,7 +37,8 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
                  precision: str = "auto", compile: str | bool = "auto",
                  targets: Sequence[str] = ("log_g",), collapse_patience: int = 5,
                  max_resident_gb: float | None = None, chunk_rows: int = 16384,
-                 eval_batch_size: int = 1024, max_steps: int | None = None) -> None:
+                 eval_batch_size: int = 1024, max_steps: int | None = None,
+                 head: str = "linear", n_experts: int = 4, moe_aux: float = 0.01) -> None:
         self.patch_size = patch_size
         self.stride = stride
         self.hidden = hidden
@@ -68,6 +69,9 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
         self.chunk_rows = chunk_rows
         self.eval_batch_size = eval_batch_size
         self.max_steps = max_steps
+        self.head = head
+        self.n_experts = n_experts
+        self.moe_aux = moe_aux
 
     # ------------------------------------------------------------------ configs
     def _model_config(self, n_pixels: int, n_targets: int):
@@ -78,7 +82,8 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
                              layers=self.layers, heads=self.heads, mlp_ratio=self.mlp_ratio,
                              tokenizer=self.tokenizer, pos_encoding=self.pos_encoding,
                              dropout=self.dropout, attn_dropout=self.attn_dropout,
-                             n_targets=n_targets)
+                             n_targets=n_targets, heteroscedastic=self.loss == "beta_nll",
+                             head=self.head, n_experts=int(self.n_experts))
         except ValueError as exc:
             raise SpecError(str(exc), key="vit", hint="fix the ViT architecture parameters")
 
@@ -98,7 +103,7 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
                            noise_level=float(noise_level), seed=int(seed), use_amp=amp,
                            use_compile=comp, eval_batch_size=int(self.eval_batch_size),
                            collapse_patience=int(self.collapse_patience),
-                           max_steps=self.max_steps)
+                           max_steps=self.max_steps, moe_aux=float(self.moe_aux))
 
     def _resolve_device(self, device: str | None):
         import torch
@@ -224,8 +229,27 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise DataError(f"expected (N, {self.n_features_in_}) flux, got {X.shape}", key="X")
         z = predict_z(self.model_, X, self.device_, int(self.eval_batch_size), self.use_amp_)
-        pred = z * self.y_sigma_ + self.y_mu_
+        pred = z[:, :self.n_targets_] * self.y_sigma_ + self.y_mu_
         return pred[:, 0] if self.n_targets_ == 1 else pred
+
+    def predict_targets(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """{target name: prediction (N,)} for every label the model was trained on."""
+        pred = self.predict(X)
+        pred = pred.reshape(len(pred), -1)
+        return {name: pred[:, i] for i, name in enumerate(self.target_names_)}
+
+    def predict_sigma(self, X: np.ndarray) -> np.ndarray | None:
+        """The heteroscedastic head's σ in dex ((N,) or (N, T)); None for a model trained
+        without one (loss other than beta_nll)."""
+        import torch
+        from .trainer import predict_z, split_mean_var
+        if not getattr(self.config_, "heteroscedastic", False):
+            return None
+        X = np.asarray(X, dtype=np.float32)
+        z = predict_z(self.model_, X, self.device_, int(self.eval_batch_size), self.use_amp_)
+        _, var = split_mean_var(torch.as_tensor(z, dtype=torch.float64))
+        sig = np.sqrt(var.numpy()) * self.y_sigma_
+        return sig[:, 0] if self.n_targets_ == 1 else sig
 
     def save(self, directory: str | Path) -> Path:
         """Write `model.pt` (state_dict + config + label stats; loadable with weights_only)

@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 TOKENIZERS = ("C1D", "SW")
+HEADS = ("linear", "moe")
 POS_ENCODINGS = ("none", "learned", "rope")
 
 
@@ -44,6 +45,9 @@ class ViTConfig:
     attn_dropout: float = 0.1
     n_targets: int = 1
     rope_base: float = 10000.0
+    heteroscedastic: bool = False  # head also outputs log σ² per target (loss=beta_nll)
+    head: str = "linear"           # "linear" | "moe" (engine/models/vit/moe_head.py)
+    n_experts: int = 4             # experts of the MoE head
 
     def __post_init__(self) -> None:
         if self.tokenizer not in TOKENIZERS:
@@ -51,6 +55,8 @@ class ViTConfig:
         if self.pos_encoding not in POS_ENCODINGS:
             raise ValueError(f"pos_encoding must be one of {POS_ENCODINGS}, "
                              f"got {self.pos_encoding!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if self.hidden % self.heads:
             raise ValueError(f"hidden {self.hidden} is not divisible by heads {self.heads}")
         if self.pos_encoding == "rope" and (self.hidden // self.heads) % 2:
@@ -171,7 +177,8 @@ class Block(nn.Module):
 # ---------------------------------------------------------------------------- model
 
 class SpecViT(nn.Module):
-    """(B, n_pixels) flux -> (B, n_targets) z-scored predictions."""
+    """(B, n_pixels) flux -> (B, n_targets) z-scored predictions; with `heteroscedastic`
+    (B, 2·n_targets): the means, then log σ² per target (z units)."""
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
@@ -192,7 +199,12 @@ class SpecViT(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.hidden, eps=1e-6)
-        self.head = nn.Linear(cfg.hidden, cfg.n_targets)
+        n_out = cfg.n_targets * (2 if cfg.heteroscedastic else 1)
+        if cfg.head == "moe":
+            from .moe_head import MoEHead
+            self.head = MoEHead(cfg.hidden, n_out, cfg.n_experts)
+        else:
+            self.head = nn.Linear(cfg.hidden, n_out)
         self.apply(_init_weights)
         nn.init.trunc_normal_(self.cls, std=0.02)
         if self.pos is not None:

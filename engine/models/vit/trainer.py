@@ -32,7 +32,10 @@ from engine.errors import RunError, SpecError
 from engine.eval.metrics import r2_along
 from engine.events import emit
 
-LOSSES = ("mse", "l1", "huber")
+LOSSES = ("mse", "l1", "huber", "beta_nll")
+BETA = 0.5                      # β-NLL exponent (Seitzer et al. 2022): 0 = NLL, 1 ≈ MSE
+VAR_FLOOR = 1e-4                # z² units: σ ≥ 0.01 label std, no variance collapse
+LOGVAR_CLAMP = (-12.0, 8.0)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class TrainConfig:
     eval_batch_size: int = 1024
     collapse_patience: int = 5
     max_steps: int | None = None     # hard cap on total steps (tests, benchmarks)
+    moe_aux: float = 0.01            # weight of a MoE head's load-balancing loss
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,8 +73,28 @@ def make_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
         return F.l1_loss
     if name == "huber":
         return lambda a, b: F.huber_loss(a, b, delta=1.0)
+    if name == "beta_nll":
+        return beta_nll_loss
     raise SpecError(f"unknown loss {name!r}", key="loss",
                     hint=f"use one of {', '.join(LOSSES)} (L1 is 'l1', not 'mae')")
+
+
+def split_mean_var(pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A heteroscedastic head's (B, 2T) output -> mean (B, T), variance (B, T) in z units:
+    exp(clamped log σ²) + VAR_FLOOR."""
+    t = pred.shape[1] // 2
+    logvar = pred[:, t:].clamp(*LOGVAR_CLAMP)
+    return pred[:, :t], logvar.exp() + VAR_FLOOR
+
+
+def beta_nll_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """β-NLL (Seitzer et al. 2022) of z-scored labels y (B, T) under N(μ, σ²) from the
+    (B, 2T) head: mean over rows of stopgrad(σ²)^β · (½ log σ² + ½ (y − μ)² / σ²).
+    Why β = 0.5: plain NLL (β = 0) lets hard stars be explained away by a large σ and
+    under-fits the mean; the stop-gradient weight restores MSE-like mean gradients."""
+    mu, var = split_mean_var(pred)
+    nll = 0.5 * (var.log() + (y - mu) ** 2 / var)
+    return (nll * var.detach() ** BETA).mean()
 
 
 def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
@@ -335,7 +359,10 @@ class Trainer:
         if len(y) == 0:                      # fewer rows than ranks: join with zero gradient
             loss = pred.sum() * 0.0
         else:
-            loss = self.loss_fn(pred, y.view(pred.shape))
+            loss = self.loss_fn(pred, y.view(len(y), -1))
+            aux = getattr(self.model.head, "aux_loss", None)
+            if aux is not None and self.cfg.moe_aux:
+                loss = loss + self.cfg.moe_aux * aux
         if self.par.active:
             loss = loss * (self.par.world_size * len(y) / n_global)
         self.opt.zero_grad(set_to_none=True)
@@ -381,7 +408,7 @@ class Trainer:
             return {}
         X, y = self.val
         z = predict_z(self.eval_fwd, X, self.device, self.cfg.eval_batch_size, self.cfg.use_amp)
-        pred = z * self.y_sigma + self.y_mu
+        pred = z[:, :len(self.y_mu)] * self.y_sigma + self.y_mu   # means (a σ head follows)
         r2, mae = r2_mae(y.reshape(pred.shape), pred)
         return {"val_r2": float(r2.mean()), "val_mae": float(mae.mean()),
                 "pred_std_ratio": float((pred.std(0) / np.maximum(y.reshape(pred.shape)
