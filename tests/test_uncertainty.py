@@ -152,7 +152,7 @@ def test_run_stores_intervals_and_views(_isolated_workspace):
     import sys
 
     from fakes import make_fake_dataset
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     ws = _isolated_workspace
     make_fake_dataset(ws / "datasets" / "fake", train_shards=(400,), n_val=300, n_test=300,
@@ -206,7 +206,7 @@ def test_multitask_and_moe_runs_reach_the_store(_isolated_workspace):
     import sys
 
     from fakes import make_fake_dataset
-    from engine.store.read import query_df
+    from engine.store.reader import query_df
 
     ws = _isolated_workspace
     make_fake_dataset(ws / "datasets" / "fake", train_shards=(300,), n_val=200, n_test=200,
@@ -249,7 +249,7 @@ def test_intervals_skip_without_validation_and_never_fail_the_run():
     from engine.runs.intervals import predict_intervals
 
     class Broken:
-        def predict(self, est, X):
+        def predict(self, est, ctx):
             raise RuntimeError("boom")
 
     class Val:
@@ -259,11 +259,10 @@ def test_intervals_skip_without_validation_and_never_fail_the_run():
         def noisy(self, level):
             return np.zeros((500, 4), np.float32)
 
-    out, facts = predict_intervals(Broken(), None, None, 1.0, np.zeros((3, 4)), None,
-                                   np.zeros(3), 2)
+    out, facts = predict_intervals(Broken(), None, None, None, 1.0, np.zeros(3))
     assert out is None and facts["status"] == "skipped" and "validation" in facts["reason"]
     logged = []
-    out, facts = predict_intervals(Broken(), None, Val(), 1.0, np.zeros((3, 4)), None,
-                                   np.zeros(3), 2, lambda *a, **k: logged.append(k))
+    out, facts = predict_intervals(Broken(), None, Val(), None, 1.0, np.zeros(3),
+                                   lambda *a, **k: logged.append(k))
     assert out is None and facts == {"status": "failed", "reason": "RuntimeError: boom"}
     assert any("calibration failed" in k.get("message", "") for k in logged)
