@@ -66,7 +66,7 @@ def main() -> None:
         df = big_predictions(N)
         df.to_parquet(run_dir / "predictions.parquet", index=False)
         ours, base = [], []
-        for k in range(REPEATS):  # alternate, fresh store each time
+        for _k in range(REPEATS):  # alternate, fresh store each time
             for p in ws.glob("results.duckdb*"):
                 p.unlink()
             t0 = time.perf_counter()

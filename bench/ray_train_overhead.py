@@ -21,7 +21,8 @@ by default (--single-threads 1, the setting of tests/test_*_distributed.py and o
 bench/ray_overhead.py): with --single-threads 2 on this loaded 2-core box the
 single-process LightGBM fit swung from 5 s to 100 s between repeats (OpenMP threads
 waiting on each other at every barrier while the neighbours hold a core), which buries the
-overhead being measured. --single-threads N gives it the workers' total CPU instead. Every fit opens the dataset afresh and the
+overhead being measured. --single-threads N gives it the workers' total CPU instead.
+Every fit opens the dataset afresh and the
 single-process LightGBM binning cache is deleted before each fit, so both sides bin cold.
 
 READ THE RATIO AS OVERHEAD, NOT SPEED-UP: on a 2-core CPU box the N workers share the same

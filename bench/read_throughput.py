@@ -68,7 +68,7 @@ def noisy(root: Path) -> float:
     """Training reads: flux + error + one seeded noise draw per row (Split.noisy_chunks)."""
     t = time.perf_counter()
     with Dataset(root) as ds:
-        for _s, _e, x, _y in ds.train().noisy_chunks(1.0, seed=0, chunk_rows=CHUNK):
+        for _s, _e, _x, _y in ds.train().noisy_chunks(1.0, seed=0, chunk_rows=CHUNK):
             pass
     return time.perf_counter() - t
 

@@ -84,7 +84,7 @@ class EventFold:
     def __init__(self) -> None:
         self._f: dict[str, Any] = {"metrics": {}, "history": [], "messages": []}
 
-    def feed(self, events: Iterable[Mapping[str, Any]]) -> "EventFold":
+    def feed(self, events: Iterable[Mapping[str, Any]]) -> EventFold:
         for ev in events:
             self._one(ev)
         return self

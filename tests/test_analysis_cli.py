@@ -87,7 +87,7 @@ def test_moe_gate(dataset, _isolated_workspace, bins, gate, routing, capsys):
         from engine.cli.analysis import _explain_undefined_rho
         capsys.readouterr()
         _explain_undefined_rho(_isolated_workspace, out["analysis_id"])
-        assert f"ρ (all): n/a (oracle gain" in capsys.readouterr().out
+        assert "ρ (all): n/a (oracle gain" in capsys.readouterr().out
     else:
         assert r == pytest.approx((rg - rb) / (ro - rb)) and lo <= r <= hi
     k = 9 if bins == "teff-mh" else 4

@@ -64,7 +64,7 @@ def events(scenario: str, now: float, pid: int | None) -> str:
                     "peak_rss_mb": 60.0})
     text = "".join(json.dumps(e) + "\n" for e in evs)
     if scenario == "truncated":  # SIGKILLed in the middle of writing a line
-        text += '{"t": %f, "event": "progress", "done": 3, "to' % now
+        text += f'{{"t": {now:f}, "event": "progress", "done": 3, "to'
     return text
 
 
@@ -170,7 +170,7 @@ def test_the_tui_jobs_model_and_progress_line(_isolated_workspace, sleeper, exit
     ws = _isolated_workspace
     mgr = JobManager(ws)
     dirs = folders(ws, sleeper.pid)
-    for k, (scenario, d) in enumerate(dirs.items()):
+    for k, (_scenario, d) in enumerate(dirs.items()):
         mgr.jobs.append(Job(k, ["logg-engine", "run", "ridge"], "ridge", "4", exited,
                             ws / "launcher.log", time.time(), run_dir=d))
     mgr.poll()

@@ -34,7 +34,9 @@ def test_overrides_are_parsed_to_the_preset_types(ws):
 
 def test_spec_is_frozen_and_round_trips(ws):
     spec = build_spec("ridge", workspace=ws, size=500, dataset="fake", seed=3)
-    with pytest.raises(Exception):
+    from dataclasses import FrozenInstanceError
+
+    with pytest.raises(FrozenInstanceError):
         spec.seed = 4
     with pytest.raises(TypeError):
         spec.params["alpha"] = 1.0

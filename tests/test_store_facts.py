@@ -65,7 +65,7 @@ def _expected(extra: dict):
 
 def test_ingest_stores_extra_as_dotted_facts(_isolated_workspace):
     ws = _isolated_workspace
-    d = _vit_run(ws)
+    _vit_run(ws)
     ingest_run(ws, d)
     extra = json.loads((d / "metrics.json").read_text())["extra"]
     got = _facts(ws, "vit-10000")

@@ -88,7 +88,7 @@ async def test_run_detail_shows_metrics_bins_plots_log(ws):
         await settle(pilot)
         screen = app.screen
         summary = str(screen.query_one("#summary", Static).render())
-        assert "reproduce" in summary and f"run lgbm --size 800" in summary
+        assert "reproduce" in summary and "run lgbm --size 800" in summary
         assert "lgbm-fast" in summary  # preset in provenance
         metrics = screen.query_one("#metrics", FrameTable)
         r2_row = next(i for i in range(metrics.row_count)

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ class AnalysisResult:
     records: list[dict[str, Any]]
     run_id: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc)
+    created: str = field(default_factory=lambda: datetime.now(UTC)
                          .replace(tzinfo=None).isoformat(timespec="seconds"))
 
     @property

@@ -73,8 +73,10 @@ def calibrate_cmd(
     dataset: str = typer.Argument(..., help="Dataset name under <workspace>/datasets or a folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     per_mag_n: int = typer.Option(48, "--per-mag-n", help="Spectra in the fixed-mag batch."),
-    ridge: bool = typer.Option(True, "--ridge/--no-ridge", help="Fit the Ridge learnability check."),
-    ridge_rows: str = typer.Option(None, "--ridge-rows", help="Training rows for Ridge (default all)."),
+    ridge: bool = typer.Option(True, "--ridge/--no-ridge",
+                               help="Fit the Ridge learnability check."),
+    ridge_rows: str = typer.Option(None, "--ridge-rows",
+                                   help="Training rows for Ridge (default all)."),
     seed: int = typer.Option(0, "--seed"),
     workspace: Path = WorkspaceOpt,
 ) -> None:

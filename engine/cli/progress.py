@@ -24,7 +24,7 @@ class RichProgress:
         )
         self._task = None
 
-    def __enter__(self) -> "RichProgress":
+    def __enter__(self) -> RichProgress:
         self._progress.__enter__()
         self._task = self._progress.add_task(self.description, total=None, info="")
         return self

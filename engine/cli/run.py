@@ -7,7 +7,7 @@ Heavy imports stay inside the commands so `logg-engine --help` stays fast."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -30,15 +30,15 @@ def run_cmd(
     model: str = typer.Argument(..., help="Model: ridge, lgbm, vit."),
     size: str = typer.Option("100k", "--size", help="Training rows (first N in shard "
                              "order): 2000, 50k, 1M."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset name under "
+    dataset: str | None = typer.Option(None, "--dataset", help="Dataset name under "
                                           "<workspace>/datasets or a folder path. "
                                           "Default: default."),
     noise_level: float = typer.Option(1.0, "--noise-level", help="Noise multiplier on "
                                       "the error vector (1.0 = nominal PFS)."),
     seed: int = typer.Option(0, "--seed", help="Training-noise seed."),
-    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Override a preset "
+    overrides: list[str] | None = typer.Option(None, "--set", help="Override a preset "
                                                   "hyper-parameter: --set key=value."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Preset (default: the "
+    preset: str | None = typer.Option(None, "--preset", help="Preset (default: the "
                                          "model's first)."),
     test_split: str = typer.Option("test", "--test-split", help="Split scored (frozen "
                                    "noise): test or a shard name."),
@@ -47,9 +47,9 @@ def run_cmd(
                                "cpu, cuda (Ridge/LightGBM run on CPU)."),
     detach: bool = typer.Option(False, "--detach", help="Start the run and return its id."),
     executor: str = ExecutorOpt,
-    address: Optional[str] = AddressOpt,
+    address: str | None = AddressOpt,
     workers: int = WorkersOpt,
-    workspace: Optional[Path] = WorkspaceOpt,
+    workspace: Path | None = WorkspaceOpt,
 ) -> None:
     """Train and evaluate one model; the run is recorded in runs/<run_id>/ and the store."""
     from engine.errors import SpecError
@@ -160,23 +160,23 @@ def scaling_cmd(
     models: str = typer.Option("ridge,lgbm", "--models", help="Comma-separated models."),
     sizes: str = typer.Option("50k,100k,200k,500k,1M", "--sizes",
                               help="Comma-separated training sizes."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset name or path."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Dataset name or path."),
     noise_level: float = typer.Option(1.0, "--noise-level"),
     seed: int = typer.Option(0, "--seed"),
-    preset_ridge: Optional[str] = typer.Option(None, "--preset-ridge"),
-    preset_lgbm: Optional[str] = typer.Option(None, "--preset-lgbm"),
-    presets: Optional[list[str]] = typer.Option(None, "--preset", help="MODEL=PRESET for "
+    preset_ridge: str | None = typer.Option(None, "--preset-ridge"),
+    preset_lgbm: str | None = typer.Option(None, "--preset-lgbm"),
+    presets: list[str] | None = typer.Option(None, "--preset", help="MODEL=PRESET for "
                                                 "any model (e.g. vit=vit-small)."),
     test_split: str = typer.Option("test", "--test-split"),
     val_split: str = typer.Option("val", "--val-split"),
     device: str = typer.Option("auto", "--device", help="Device for torch models."),
-    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Override one "
+    overrides: list[str] | None = typer.Option(None, "--set", help="Override one "
                                                   "model's hyper-parameter: --set "
                                                   "MODEL:key=value (e.g. vit:max_epochs=3)."),
     executor: str = ExecutorOpt,
-    address: Optional[str] = AddressOpt,
+    address: str | None = AddressOpt,
     workers: int = WorkersOpt,
-    workspace: Optional[Path] = WorkspaceOpt,
+    workspace: Path | None = WorkspaceOpt,
 ) -> None:
     """Run the models × sizes grid (skipping points already in the store) and print the
     scaling table read from the store."""

@@ -8,7 +8,7 @@ continues where it stopped and never redoes a finished step."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -20,7 +20,7 @@ from engine.cli.app import WorkspaceOpt, app, guard
 def study_cmd(
     study: str = typer.Argument("research", help="research (bosz-1m, 50k–1M), demo "
                                 "(the default data, ~10 minutes) or tiny (seconds)."),
-    max_size: Optional[str] = typer.Option(None, "--max-size", help="Cap every training "
+    max_size: str | None = typer.Option(None, "--max-size", help="Cap every training "
                                            "size (a quick pass), e.g. 100k."),
     device: str = typer.Option("cpu", "--device", help="Device for the ViT: cpu, or cuda "
                                "to also run the ViT sizes that wait for a GPU."),
@@ -29,7 +29,7 @@ def study_cmd(
     keep_going: bool = typer.Option(False, "--keep-going", help="Go on after a failed step."),
     report: bool = typer.Option(True, "--report/--no-report", help="Print the report at "
                                 "the end."),
-    workspace: Optional[Path] = WorkspaceOpt,
+    workspace: Path | None = WorkspaceOpt,
 ) -> None:
     """Run (or continue) a whole study and print its report."""
     from dataclasses import replace

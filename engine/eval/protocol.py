@@ -46,7 +46,7 @@ class Evaluation:
                           "eval_key": self.eval_key})
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Evaluation":
+    def from_json(cls, data: Mapping[str, Any]) -> Evaluation:
         return cls(overall=dict(data.get("overall") or {}), bins=list(data.get("bins") or []),
                    extra=dict(data.get("extra") or {}), eval_key=dict(data.get("eval_key") or {}))
 

@@ -138,7 +138,7 @@ class Dataset:
             return [max(group, key=lambda s: (self.rows(s), s))]
         return [sorted(group, key=lambda s: (_trailing_index(s), s))[0]]
 
-    def split(self, name: str) -> "Split":
+    def split(self, name: str) -> Split:
         """A shard by name, or the train/val/test alias (train = all training rows)."""
         if name in ("train", "val", "test"):
             shards = self.alias(name)
@@ -148,7 +148,7 @@ class Dataset:
         segs = [_Segment(s, 0, self.rows(s)) for s in shards]
         return Split(self, name, segs, stream="train" if name == "train" else shards[0])
 
-    def train(self, size: int | str | None = None) -> "Split":
+    def train(self, size: int | str | None = None) -> Split:
         """The first `size` training rows in shard order (None = all of them)."""
         shards = self.alias("train")
         total = sum(self.rows(s) for s in shards)
@@ -198,7 +198,7 @@ class Dataset:
             f.close()
         self._files.clear()
 
-    def __enter__(self) -> "Dataset":
+    def __enter__(self) -> Dataset:
         return self
 
     def __exit__(self, *exc: Any) -> None:

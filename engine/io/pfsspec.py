@@ -115,7 +115,7 @@ class SpectrumWriter:
         self._params: pd.DataFrame | None = None
         self._h5: h5py.File | None = None
 
-    def __enter__(self) -> "SpectrumWriter":
+    def __enter__(self) -> SpectrumWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._h5 = h5py.File(self.tmp, "w")
         sd = self._h5.create_group("spectrumdataset")
@@ -380,7 +380,7 @@ class SpectrumFile:
         if getattr(self, "_h5", None) is not None and self._h5.id.valid:
             self._h5.close()
 
-    def __enter__(self) -> "SpectrumFile":
+    def __enter__(self) -> SpectrumFile:
         return self
 
     def __exit__(self, *exc: Any) -> None:

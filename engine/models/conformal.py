@@ -74,7 +74,7 @@ class MondrianConformal:
     bin_map_: dict[int, int] = field(default_factory=dict)
     quantiles_: dict[str, dict[int, float]] = field(default_factory=dict)
 
-    def fit(self, y, y_pred, snr, sigma_raw=None) -> "MondrianConformal":
+    def fit(self, y, y_pred, snr, sigma_raw=None) -> MondrianConformal:
         from crepes import ConformalRegressor
         y, p = np.asarray(y, np.float64), np.asarray(y_pred, np.float64)
         if y.size < self.min_per_bin:

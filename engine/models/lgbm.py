@@ -64,7 +64,8 @@ class ChunkSequence(lgb.Sequence):
         return parts[0].copy() if len(parts) == 1 else np.concatenate(parts)
 
     def _block_with(self, i: int) -> np.ndarray:
-        if self._block is not None and self._block_start <= i < self._block_start + len(self._block):
+        end = self._block_start + len(self._block) if self._block is not None else -1
+        if self._block is not None and self._block_start <= i < end:
             return self._block
         if self._iter is None or i < self._block_start:
             self._iter = iter(self.source.chunks(self.batch_size))
@@ -132,7 +133,7 @@ class StreamingLGBM:
     def fit(self, X: Any, y: Any = None, *, eval_set: Any = None,
             callbacks: Callbacks | None = None,
             should_stop: Callable[[], bool] | None = None,
-            cache_path: str | Path | None = None) -> "StreamingLGBM":
+            cache_path: str | Path | None = None) -> StreamingLGBM:
         """Train; ``eval_set`` = (X_val, y_val) drives early stopping and the metric
         history. ``cache_path``: where the binned training Dataset is saved / reused."""
         source = as_source(X, y)
@@ -217,7 +218,7 @@ class StreamingLGBM:
             self.booster_.save_model(str(tmp), num_iteration=self.best_iteration_)
 
     @classmethod
-    def load(cls, path: str | Path, **params: Any) -> "StreamingLGBM":
+    def load(cls, path: str | Path, **params: Any) -> StreamingLGBM:
         est = cls(**params)
         est.booster_ = lgb.Booster(model_file=str(path))
         est.best_iteration_ = int(est.booster_.current_iteration())

@@ -47,7 +47,7 @@ class StreamingRidge:
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any = None, *, eval_set: Any = None,
             callbacks: Callbacks | None = None,
-            should_stop: Callable[[], bool] | None = None) -> "StreamingRidge":
+            should_stop: Callable[[], bool] | None = None) -> StreamingRidge:
         """Fit on an array (with ``y``) or a ChunkSource; ``eval_set`` is ``(X_val,
         y_val)`` or a ChunkSource used to choose α from ``alphas``."""
         source = as_source(X, y)
@@ -86,8 +86,8 @@ class StreamingRidge:
         self.coef_ = vecs @ (z / (lam + self.alpha_))
         return self
 
-    def _fit_dual(self, stats: "_Stats", grid: list[float], val: ChunkSource | None,
-                  callbacks: Callbacks | None) -> "StreamingRidge":
+    def _fit_dual(self, stats: _Stats, grid: list[float], val: ChunkSource | None,
+                  callbacks: Callbacks | None) -> StreamingRidge:
         """Kernel form for n < p: with Xs the standardized centred rows and K = Xs Xsᵀ =
         U Λ Uᵀ, coef(α) = Xsᵀ U (Λ + α)⁻¹ Uᵀ y_c — the same solution as the primal
         (XsᵀXs + α)⁻¹ Xsᵀ y_c, with an n × n instead of a p × p eigensolve."""

@@ -163,7 +163,7 @@ class TemplateFit:
                 h.update(p.read_bytes())
         return h.hexdigest()[:16]
 
-    def fit(self, X: Any = None, y: Any = None, callbacks: Any = ()) -> "TemplateFit":
+    def fit(self, X: Any = None, y: Any = None, callbacks: Any = ()) -> TemplateFit:
         """Build the node templates (nothing is learned from X, y: a physics baseline)."""
         axes = self._axes()
         for name, a in zip(LABELS, axes):

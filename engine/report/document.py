@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ def build_report(workspace: Path, dataset: str | None = None, *, compare: bool =
     from engine.report.vit_variants import vit_variants_section
 
     d = load_report_data(workspace, dataset)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     splits = ", ".join(map(str, d.info["test_split"].dropna().unique())) or "—"
     fps = ", ".join(map(str, d.info["dataset_fingerprint"].dropna().unique())) or "—"
     gen = d.generator_version or "unknown"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import pandas as pd
@@ -58,7 +58,7 @@ def _largest_per_model(points: pd.DataFrame) -> list[str]:
 
 
 def _header(workspace: Path, dataset: str, ds: pd.DataFrame) -> str:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     fps = ", ".join(f"`{f}`" for f in ds["fingerprint"]) if not ds.empty else "—"
     paths = list(ds["path"].dropna()) if not ds.empty else []
     version = _generator_version(paths)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from engine.errors import SpecError
@@ -26,7 +26,7 @@ def model_names() -> list[str]:
     return list(ADAPTERS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_adapter(model: str) -> ModelAdapter:
     """An adapter instance for `model`; SpecError for an unknown or unavailable model, or
     one whose adapter does not satisfy the ModelAdapter protocol (engine.models.contract)."""

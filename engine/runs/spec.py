@@ -87,7 +87,7 @@ class RunSpec:
         return d
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "RunSpec":
+    def from_json(cls, data: Mapping[str, Any]) -> RunSpec:
         """The spec of a run.json; one written before the run options left the presets
         has them among its params and is read as if written today."""
         fields = {k: data[k] for k in _FIELDS if k in data}

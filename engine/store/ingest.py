@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from engine.errors import StoreError
@@ -122,7 +122,7 @@ def write_run(con, rec: RunRecord) -> None:
     with transaction(con):
         for table in PER_RUN_TABLES:
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-        row = dict(rec.run, ingested=datetime.now(timezone.utc).replace(tzinfo=None))
+        row = dict(rec.run, ingested=datetime.now(UTC).replace(tzinfo=None))
         con.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES "
                     f"({', '.join('?' * len(RUN_COLUMNS))})", [row[c] for c in RUN_COLUMNS])
         if rec.params:

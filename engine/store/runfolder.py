@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -162,12 +162,12 @@ def _ts(x) -> datetime | None:
     if x is None:
         return None
     if isinstance(x, (int, float)):
-        return datetime.fromtimestamp(float(x), tz=timezone.utc).replace(tzinfo=None)
+        return datetime.fromtimestamp(float(x), tz=UTC).replace(tzinfo=None)
     try:
         d = datetime.fromisoformat(str(x))
     except ValueError:
         return None
-    return d.astimezone(timezone.utc).replace(tzinfo=None) if d.tzinfo else d
+    return d.astimezone(UTC).replace(tzinfo=None) if d.tzinfo else d
 
 
 def _json(x):

@@ -67,7 +67,7 @@ class StudyConfig:
         """studies/<name>/, or <name>-<cap> for a quick pass on a smaller dataset."""
         return f"{self.name}-{size_arg(self.generate_size)}" if self.generate_size else self.name
 
-    def capped(self, max_size: int | None) -> "StudyConfig":
+    def capped(self, max_size: int | None) -> StudyConfig:
         if max_size is None:
             return self
         if max_size <= 0:

@@ -25,7 +25,7 @@ class StudyState:
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, folder: Path) -> "StudyState":
+    def load(cls, folder: Path) -> StudyState:
         path = folder / "state.json"
         if not path.exists():
             return cls(folder)

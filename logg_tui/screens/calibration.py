@@ -57,7 +57,9 @@ intervals, median σ/σ_CRLB, and ⚠ when a coverage lies outside its binomial 
                       zip(summary["flag"], summary["n_snr_bins_flagged"])]})
         self.query_one("#table", FrameTable).show(table)
         missing = frames.get("missing", pd.DataFrame())
-        note = (f" · no σ: {', '.join(missing['model'].astype(str) + ' ' + missing['run_id'].str[-4:])}"
-                if not missing.empty else "")
+        note = ""
+        if not missing.empty:
+            names = missing["model"].astype(str) + " " + missing["run_id"].str[-4:]
+            note = f" · no σ: {', '.join(names)}"
         self.say(f"{len(summary)} run(s) with σ{note}" if not summary.empty
                  else f"no run with σ yet (runs need a validation split){note}")

@@ -60,7 +60,7 @@ class SnrPlot(Plot):
             plt.plot(list(x), list(hi), color="gray", label="ceiling r2_max", marker="braille")
             if any(a != b for a, b in zip(lo, hi)):
                 plt.plot(list(x), list(lo), color="gray", marker="braille")
-        for i, (run_id, g) in enumerate(rows.groupby("run_id", sort=False)):
+        for i, (_run_id, g) in enumerate(rows.groupby("run_id", sort=False)):
             g = g.sort_values("snr_mid")
             label = f"{g['model'].iloc[0]} {short_size(g['train_size'].iloc[0])}"
             plt.plot(g["snr_mid"].tolist(), g["r2"].tolist(), marker="dot",

@@ -107,7 +107,7 @@ class GateFeaturizer:
                             hint="use phys13, phys37 or quality10")
         self.n_pca = {"phys13": 4, "phys37": 10, "quality10": 0}[self.kind]
 
-    def fit(self, noisy_train: np.ndarray) -> "GateFeaturizer":
+    def fit(self, noisy_train: np.ndarray) -> GateFeaturizer:
         if self.n_pca:
             from sklearn.decomposition import PCA
 

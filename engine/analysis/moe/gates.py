@@ -27,7 +27,7 @@ class LogRegGate:
         self.c_grid = c_grid
         self.max_iter = max_iter
 
-    def fit(self, F, bins, F_val=None, bins_val=None, seed: int = 0) -> "LogRegGate":
+    def fit(self, F, bins, F_val=None, bins_val=None, seed: int = 0) -> LogRegGate:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -66,7 +66,7 @@ class RegressionGate:
                                        torch.nn.Linear(self.hidden, self.k))
         return torch.nn.Linear(d, self.k)
 
-    def fit(self, F, P, y, seed: int = 0) -> "RegressionGate":
+    def fit(self, F, P, y, seed: int = 0) -> RegressionGate:
         """F (n, d) gate features, P (n, K) frozen expert predictions, y (n,) log g."""
         import torch
 

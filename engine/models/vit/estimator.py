@@ -85,7 +85,8 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
                              n_targets=n_targets, heteroscedastic=self.loss == "beta_nll",
                              head=self.head, n_experts=int(self.n_experts))
         except ValueError as exc:
-            raise SpecError(str(exc), key="vit", hint="fix the ViT architecture parameters")
+            raise SpecError(str(exc), key="vit",
+                            hint="fix the ViT architecture parameters") from None
 
     def _train_config(self, device, noise_level: float, seed: int):
         from .trainer import TrainConfig, make_loss
@@ -120,7 +121,7 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
             eval_set: tuple[np.ndarray, np.ndarray] | None = None,
             noise_level: float | None = None, callbacks=None,
             checkpoint_dir: str | Path | None = None, resume: bool = False,
-            should_stop: Callable[[], bool] | None = None) -> "SpecViTRegressor":
+            should_stop: Callable[[], bool] | None = None) -> SpecViTRegressor:
         """Train on clean flux X (N, L) with its 1σ `error` (N, L) and labels y (N,) or
         (N, T) in dex. `eval_set` = (noisy flux, labels): the frozen validation set used
         for model selection (best val R²); without it the last weights are kept."""
@@ -139,7 +140,7 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
                   seed: int | None = None, callbacks=None,
                   checkpoint_dir: str | Path | None = None, resume: bool = False,
                   should_stop: Callable[[], bool] | None = None,
-                  device: str | None = None, parallel=None) -> "SpecViTRegressor":
+                  device: str | None = None, parallel=None) -> SpecViTRegressor:
         """Train on a dataset Split (engine.io.dataset): resident on the device when it fits,
         else streamed from HDF5. Validation uses `val.noisy(noise_level, seed)`, the same
         frozen realisation every epoch (`val.noisy(noise_level)`, as the test split).
@@ -165,7 +166,7 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
                          checkpoint_dir, resume, should_stop, device, parallel)
 
     def _fit(self, make_data, n_rows, n_pixels, y2, val, noise_level, seed, callbacks,
-             checkpoint_dir, resume, should_stop, device, parallel) -> "SpecViTRegressor":
+             checkpoint_dir, resume, should_stop, device, parallel) -> SpecViTRegressor:
         import torch
         from .model import SpecViT
         from .trainer import Trainer
@@ -196,7 +197,7 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
                                 tcfg.use_amp)
 
     def _set_fitted(self, model, mcfg, mu, sigma, targets, out, dev,
-                    use_amp: bool) -> "SpecViTRegressor":
+                    use_amp: bool) -> SpecViTRegressor:
         """The learned state (`_` attributes) from a trained model and its FitOutcome; also
         used to adopt the weights a data-parallel fit left in its checkpoints."""
         from .model import count_parameters
@@ -269,7 +270,7 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
         return directory / MODEL_FILE
 
     @classmethod
-    def load(cls, directory: str | Path, device: str = "auto") -> "SpecViTRegressor":
+    def load(cls, directory: str | Path, device: str = "auto") -> SpecViTRegressor:
         """Rebuild a fitted estimator from `save`'s files (weights_only=True, no pickle)."""
         import torch
         from .model import SpecViT, ViTConfig, count_parameters

@@ -24,7 +24,7 @@ from engine.models.ray_train import connect
 
 STORAGES = ("auto", "shared", "ship")
 GRACE_S = 10.0
-_LIVE: dict[str, "RayRun"] = {}
+_LIVE: dict[str, RayRun] = {}
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class RayExecutor:
         self.ray = connect(self.options.address)
         self._remote = self.ray.remote(max_retries=0)(_task_entry())
 
-    def launch(self, run_dir: Path) -> "RayRun":
+    def launch(self, run_dir: Path) -> RayRun:
         from engine.runs.folder import read_run_json
         from engine.runs.ray.ship import pack_folder
         from engine.runs.spec import RunSpec
