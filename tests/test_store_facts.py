@@ -65,7 +65,7 @@ def _expected(extra: dict):
 
 def test_ingest_stores_extra_as_dotted_facts(_isolated_workspace):
     ws = _isolated_workspace
-    _vit_run(ws)
+    d = _vit_run(ws)
     ingest_run(ws, d)
     extra = json.loads((d / "metrics.json").read_text())["extra"]
     got = _facts(ws, "vit-10000")
@@ -158,7 +158,7 @@ def _downgrade_to_v2(ws):
 def test_a_v2_store_upgrades_and_the_next_ingest_fills_run_facts(_isolated_workspace):
     ws = _isolated_workspace
     assert C.schema_version() >= 3
-    d = _vit_run(ws)
+    _vit_run(ws)
     ingest_all(ws)
     _downgrade_to_v2(ws)
     with connect_ro(ws) as con:  # read-only: not migrated, and the report still renders
