@@ -28,7 +28,8 @@ def load_vit_variants(con, dataset: str) -> dict[str, pd.DataFrame]:
     params = con.execute("SELECT run_id, key, text_value FROM run_params WHERE run_id IN "
                          "(SELECT unnest(?))", [ids]).df()
     facts = con.execute("SELECT run_id, key, num_value FROM run_facts WHERE run_id IN "
-                        "(SELECT unnest(?)) AND key LIKE 'targets.%.r2'", [ids]).df()
+                        "(SELECT unnest(?)) AND key LIKE 'targets.%.r2'", [ids]).df() \
+        if _has(con, "run_facts") else pd.DataFrame(columns=["run_id", "key", "num_value"])
     bins = con.execute("SELECT run_id, scheme, bin, label, n, r2 FROM bin_metrics WHERE "
                        "run_id IN (SELECT unnest(?)) AND scheme IN ('snr', 'teff_mh')",
                        [ids]).df()
@@ -118,6 +119,7 @@ def _labels(text) -> str:
     return ",".join(v) if isinstance(v, list) else str(v)
 
 
-def _has(con, view: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?",
-                            [view]).fetchone()[0])
+def _has(con, name: str) -> bool:
+    """The store has this table or view (older stores lack run_facts / calibration)."""
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_name = ?", [name]).fetchone()[0])
