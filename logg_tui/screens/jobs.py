@@ -23,8 +23,8 @@ class JobsScreen(LoggScreen):
 running, time so far and left. Below, the jobs launched from this TUI session.
 Each is a real `logg-engine run` subprocess in its own process group. Progress and ETA
 come from the run's events.jsonl; the log shows the launcher's output and the run's
-stdout.log. l launch a new job, c cancel the selected job (asks first; SIGTERM, then SIGKILL after a grace period),
-enter open the finished run."""
+stdout.log. l launch a new job, c cancel the selected job (asks first; SIGTERM, then
+SIGKILL after a grace period), enter open the finished run."""
 
     BINDINGS = [
         Binding("l", "app.launch", "Launch"),
