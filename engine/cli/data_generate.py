@@ -25,6 +25,10 @@ def generate_cmd(
     name: str = typer.Option(None, "--name", help="Dataset name (default: the preset)."),
     no_crlb: bool = typer.Option(False, "--no-crlb", help="Skip the CRLB columns of val/test."),
     compile_: str = typer.Option("auto", "--compile", help="torch.compile: auto | on | off."),
+    physics: str = typer.Option("me", "--physics", help="me: one-layer Milne–Eddington "
+                                "(generator 1.0, fast, default); lte: depth-resolved LTE over "
+                                "model atmospheres (generator 2.0, BOSZ-like gravity "
+                                "information, 10–20× slower; docs/generator-v2.md)."),
     keep_free: str = typer.Option("0", "--keep-free", help="Disk space the build must leave "
                                   "free, e.g. 2G or 500M (checked before writing)."),
     workspace: Path = WorkspaceOpt,
@@ -51,7 +55,7 @@ def generate_cmd(
     with RichProgress(f"generate {name or preset}") as cb:
         root = build_dataset(preset, out=out, seed=seed, size=n, name=name,
                              crlb=not no_crlb, compile=compile_, callbacks=[cb],
-                             workspace=workspace, keep_free=reserve)
+                             workspace=workspace, keep_free=reserve, physics=physics)
     typer.echo(f"dataset written: {root}")
 
 

@@ -31,7 +31,7 @@ from engine.generator.priors import sample_labels, sample_observing
 from engine.generator.synth import PARAMS
 from engine.io.dataset import BUILDING
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.0"   # of the default physics; engine.generator.physics has both
 NOISE_LEVEL = 1.0
 FROZEN_NOISE_SEED = 42      # the research froze test noise with seed 42 (engine.io default)
 CRLB_CHECKPOINT_ROWS = 64   # ~25 s of CRLB at 2.7/s: the CRLB pass's resume unit
@@ -51,10 +51,17 @@ class BuildConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     keep_free: int = 0           # bytes the build must leave free on the disk
     checkpoint_rows: int = 4096  # rows between checkpoints inside a shard (resume unit)
+    physics: str = "me"          # "me" (v1, default) | "lte" (v2): engine.generator.physics
+
+    @property
+    def version(self) -> str:
+        from engine.generator.physics import generator_version
+
+        return generator_version(self.physics)
 
     def signature(self) -> dict:
         """What must match for a resume to reuse finished shards."""
-        return {"preset": self.preset.name, "seed": self.seed, "version": GENERATOR_VERSION,
+        return {"preset": self.preset.name, "seed": self.seed, "version": self.version,
                 "snap": self.preset.snap, "noise": asdict(self.noise),
                 "plan": {s.name: s.rows for s in self.preset.shards}}
 
@@ -69,11 +76,13 @@ def build_dataset(preset: str | Preset = "default", *, out: str | Path | None = 
                   crlb: bool = True, compile: str = "auto", batch: int = 64,
                   noise: NoiseConfig | None = None, callbacks: Callbacks | None = None,
                   workspace: str | Path | None = None, keep_free: int = 0,
-                  checkpoint_rows: int = 4096) -> Path:
+                  checkpoint_rows: int = 4096, physics: str = "me") -> Path:
     """Build (or resume) a dataset; returns its root folder.
 
     out default: `<workspace>/datasets/<name or preset>/`. keep_free: bytes the build must
-    leave free (checked before writing). checkpoint_rows: resume granularity in a shard."""
+    leave free (checked before writing). checkpoint_rows: resume granularity in a shard.
+    physics: "me" (generator 1.0, default) or "lte" (2.0; engine.generator.physics)."""
+    from engine.generator.physics import check_physics
     from engine.paths import datasets_dir, workspace as ws_root
     p = get_preset(preset) if isinstance(preset, str) else preset
     if size is not None:
@@ -81,7 +90,8 @@ def build_dataset(preset: str | Preset = "default", *, out: str | Path | None = 
     ds_name = name or p.name
     root = Path(out) if out is not None else datasets_dir(ws_root(workspace)) / ds_name
     cfg = BuildConfig(p, root, int(seed), ds_name, crlb, compile, int(batch),
-                      noise or NoiseConfig(), int(keep_free), int(checkpoint_rows))
+                      noise or NoiseConfig(), int(keep_free), int(checkpoint_rows),
+                      check_physics(physics))
     return Builder(cfg).run(callbacks)
 
 
@@ -119,10 +129,11 @@ class Builder:
         from engine.generator.lsf import FWHM_A
         write_manifest(self.root, name=self.cfg.name, preset=self.cfg.preset.name,
                        seed=self.cfg.seed, noise_level=NOISE_LEVEL, shards=done,
-                       extra={"generator_version": GENERATOR_VERSION, "complete": True,
+                       extra={"generator_version": self.cfg.version, "complete": True,
                               "build": self.cfg.signature(),
                               "generator": {"n_lines": len(load_linelist()), "lsf_fwhm": FWHM_A,
-                                            "frozen_noise_seed": FROZEN_NOISE_SEED}})
+                                            "frozen_noise_seed": FROZEN_NOISE_SEED,
+                                            "physics": self.cfg.physics}})
 
     def _mark_building(self) -> None:
         """`.building.json` says "unfinished" to readers (engine.io.dataset refuses such a
@@ -224,9 +235,12 @@ class Builder:
 
     def _synthesiser(self, rows_todo: int):
         if self._synth is None:
-            from engine.generator.synth import BatchSynth
+            from engine.generator.physics import synth_module
             use = self.cfg.compile == "on" or (self.cfg.compile == "auto" and rows_todo >= 20000)
-            self._synth = BatchSynth(self.cfg.batch, compile=use)
+            self._synth = synth_module(self.cfg.physics).BatchSynth(self.cfg.batch, compile=use)
+            if self.cfg.physics == "lte" and self.cfg.preset.snap:  # node lattice + spline
+                from engine.generator.lte.lattice import LatticeSynth
+                self._synth = LatticeSynth(self._synth)
         return self._synth
 
     def _build_shard_safely(self, spec: ShardSpec, callbacks, state) -> None:
@@ -270,7 +284,7 @@ class Builder:
         w = ShardWriter(self.root / spec.name / "dataset.h5", n_rows=n, wave=wave,
                         arrays=("flux", "error", "mask") + (("noisy",) if spec.noisy else ()),
                         wave_edges=grids.wave_edges(), key=self._shard_key(spec),
-                        meta={"generator_version": GENERATOR_VERSION, "shard": spec.name})
+                        meta={"generator_version": self.cfg.version, "shard": spec.name})
         try:
             first = w.open()
             if w.discarded:
@@ -316,6 +330,13 @@ class Builder:
             if errors is not None:
                 errors[s:e] = err
 
+    def _fisher_model(self):
+        if getattr(self, "_fisher", None) is None:
+            from engine.generator.physics import fisher_model
+
+            self._fisher = fisher_model(self.cfg.physics)
+        return self._fisher
+
     def _crlb(self, theta, errors, spec, callbacks, state, w):
         """CRLB columns in chunks of 16, checkpointed every `crlb_checkpoint` rows through
         the shard writer, so a resumed build continues the pass where it stopped."""
@@ -328,7 +349,8 @@ class Builder:
             state["total"] -= first
         since = 0
         for s in range(first, n, chunk):
-            r = crlb(theta[s:s + chunk], errors[s:s + chunk], noise_level=NOISE_LEVEL)
+            r = crlb(theta[s:s + chunk], errors[s:s + chunk], noise_level=NOISE_LEVEL,
+                     model=self._fisher_model())
             out[0, s:s + chunk] = r.crlb_log_g
             out[1, s:s + chunk] = r.schur
             since += min(chunk, n - s)

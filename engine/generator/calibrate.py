@@ -66,8 +66,8 @@ def snr_figures(dataset, sample_rows: int = 2000) -> list[Figure]:
     return out
 
 
-def per_mag_figures(n: int = 48, seed: int = 0, callbacks: Callbacks | None = None
-                    ) -> list[Figure]:
+def per_mag_figures(n: int = 48, seed: int = 0, callbacks: Callbacks | None = None,
+                    physics: str = "me") -> list[Figure]:
     """Fixed-magnitude batch: SNR and CRLB figures at mags 20/21.5/22/22.5."""
     import torch
 
@@ -80,9 +80,12 @@ def per_mag_figures(n: int = 48, seed: int = 0, callbacks: Callbacks | None = No
     theta, _ = sample_labels(rng, n)
     k = draw_k(rng, n, NoiseConfig())
     wave = grids.wave()
+    from engine.generator.physics import fisher_model
+
+    model = fisher_model(physics)
     mus, jacs = [], []
     for s in range(0, n, 16):
-        mu, jac = jacobian(theta[s:s + 16])
+        mu, jac = jacobian(theta[s:s + 16], model)
         mus.append(mu)
         jacs.append(jac)
         emit(callbacks, "progress", done=min(n, s + 16), total=n, step="jacobian")
@@ -114,5 +117,8 @@ def calibrate(dataset, *, per_mag_n: int = 48, seed: int = 0,
     """Every physics calibration figure for `dataset` (an engine.io.dataset.Dataset); the
     Ridge learnability figure is engine.models.ridge_calibration.ridge_figure."""
     figs = snr_figures(dataset)
-    figs += per_mag_figures(per_mag_n, seed, callbacks)
+    from engine.generator.physics import physics_of_version
+
+    physics = physics_of_version((dataset.manifest or {}).get("generator_version"))
+    figs += per_mag_figures(per_mag_n, seed, callbacks, physics)
     return figs

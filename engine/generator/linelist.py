@@ -46,7 +46,7 @@ class LineList:
     def __len__(self) -> int:
         return len(self.wave_vac)
 
-    def select(self, idx: np.ndarray) -> "LineList":
+    def select(self, idx: np.ndarray) -> LineList:
         return LineList(*(getattr(self, c)[idx] for c in LINELIST_COLUMNS))
 
 

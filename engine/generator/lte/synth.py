@@ -1,0 +1,256 @@
+"""The batched forward model θ → normalised R≈5000 spectrum on the 4096 MR pixels
+(generator v2: depth-resolved LTE synthesis).
+
+θ columns: T_eff [K], log g [dex], [M/H], [α/M], [C/M] (PARAMS). Pipeline:
+atmosnet depth structure T, P_gas, P_e, ρ on 21 layers (atmosphere.py) → H ionisation
+(Saha, Irwin U_H) → continuum opacity per layer on a 9.6 Å grid (opacity.py) → line
+opacity per layer: Saha–Boltzmann strengths with Irwin partition functions and ABO/Unsöld
+damping (linelist.py); Voigt cores within ±0.6 Å of every line on the 0.06 Å grid (one
+broadcast Voigt + one `index_add`), Lorentzian far wings (to ±60 Å) as one FFT convolution
+of the per-line wing strengths on the 0.12 Å grid; Stark-broadened Paschen lines
+(hydrogen.py) → τ_λ per layer and the emergent flux by Gauss–Legendre μ quadrature with a
+linear-in-τ Planck source function (transfer.py) → × TiO/CN bands (molecules.py) →
+LSF + rebin (fixed linear operator) → normalised so the median is 0.5 (pfsspec).
+
+`normalise="median"` is the pfsspec normaliser used for stored data. `normalise="smooth"`
+replaces the median by a smooth median (a Gaussian-weighted mean of the sorted fluxes
+around the middle rank, ≈ median to ~1e-3) so the Jacobian spreads over many pixels
+instead of one (GENERATOR.md §4 pitfall 2); the Fisher code uses it."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+
+from engine.generator.lte import grids
+from engine.generator.lte.atmosphere import SYNTH_ROWS, Atmosphere
+from engine.generator.lte.hydrogen import Paschen
+from engine.generator.lte.linelist import LineList, LineStrengths, load_linelist
+from engine.generator.lte.lsf import FWHM_A, LsfRebin
+from engine.generator.molecules import Molecules
+from engine.generator.lte.opacity import CHI_H, continuum
+from engine.generator.profiles import LineProfile, bucket_opacity
+from engine.generator.lte.species import load_partition_table
+from engine.generator.lte.transfer import emergent_flux, optical_depth
+
+PARAMS = ("T_eff", "log_g", "M_H", "a_M", "C_M")
+C2 = 1.4387769e8                                   # hc/k in Å·K
+CORE_HALF_A = 0.6          # Voigt cores on the fine grid within ±0.6 Å of each line
+WING_MAX_A = 60.0          # Lorentzian wings out to ±60 Å
+CONT_PER_COARSE = 80       # continuum opacity grid: every 80th coarse point (9.6 Å)
+SUB_BATCH = 8              # stars per internal chunk: bounds memory (B·D·N_fine tensors)
+LN10 = math.log(10.0)
+
+
+class ForwardModel(torch.nn.Module):
+    """`model(theta) -> flux (B, 4096)`. Buffers live in `dtype` (float32 for generation,
+    float64 for Fisher); θ is cast to it. `analytic_jvp=True` routes the Voigt cores
+    through `profiles.LineProfile` (same values, cheaper `jacfwd`)."""
+
+    def __init__(self, lines: LineList | None = None, *, fwhm: float = FWHM_A,
+                 normalise: str = "median", dtype: torch.dtype = torch.float32,
+                 analytic_jvp: bool = False, rows=SYNTH_ROWS) -> None:
+        super().__init__()
+        lines = load_linelist() if lines is None else lines
+        if normalise not in ("median", "smooth"):
+            raise ValueError("normalise must be 'median' or 'smooth'")
+        self.normalise = normalise
+        self.analytic_jvp = analytic_jvp
+        self.atmosphere = Atmosphere(rows)
+        self.strengths = LineStrengths(lines)
+        fine = grids.fine_wave()
+        step_c = grids.FINE_STEP * grids.COARSE_FACTOR
+        coarse = grids.FINE_START + step_c * (np.arange(grids.N_FINE // grids.COARSE_FACTOR) + 0.5)
+        n_cont = -(-len(coarse) // CONT_PER_COARSE) + 1
+        cont = coarse[0] + step_c * CONT_PER_COARSE * np.arange(n_cont)
+        if grids.COARSE_FACTOR != 2:
+            raise ValueError("ForwardModel's coarse→fine upsampling assumes COARSE_FACTOR 2")
+        t = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float64))
+        self.register_buffer("fine_wave", t(fine))
+        self.register_buffer("wave", t(grids.wave()))
+        self.register_buffer("cont_wave", t(cont))
+        self.register_buffer("planck_scale", t((fine / 8000.0) ** -5))
+        self.register_buffer("cont_w", t(np.arange(CONT_PER_COARSE) / CONT_PER_COARSE))
+        self._u_h = tuple(load_partition_table()[(1, 0)])
+        self._core(lines, fine)
+        self._wings(lines, coarse)
+        self.paschen = Paschen(coarse)
+        self.molecules = Molecules(fine)
+        self.lsf = LsfRebin(fwhm)
+        self.to(dtype)
+        self.dtype = dtype
+        self.cost = int(self.core_idx.numel()) * len(self.atmosphere.rows)
+
+    def _core(self, lines: LineList, fine: np.ndarray) -> None:
+        hw = math.ceil(CORE_HALF_A / grids.FINE_STEP)
+        centre = np.round((lines.wave_vac - grids.FINE_START) / grids.FINE_STEP - 0.5).astype(int)
+        idx = centre[:, None] + np.arange(-hw, hw + 1)[None, :]
+        inside = (idx >= 0) & (idx < grids.N_FINE)
+        dl = fine[np.clip(idx, 0, grids.N_FINE - 1)] - lines.wave_vac[:, None]
+        keep = inside & (np.abs(dl) <= CORE_HALF_A)
+        self.register_buffer("core_dl", torch.as_tensor(np.where(keep, dl, 1e4)))
+        self.register_buffer("core_idx", torch.as_tensor(np.where(keep, idx, grids.N_FINE).reshape(-1)))
+
+    def _wings(self, lines: LineList, coarse: np.ndarray) -> None:
+        """Splat weights of each line onto the coarse grid and the rfft of the wing kernel
+        K(Δλ) = 1/Δλ² for CORE_HALF_A ≤ |Δλ| ≤ WING_MAX_A (the Voigt far wing per unit
+        ℓ0·a·Δλ_D²/√π)."""
+        step = coarse[1] - coarse[0]
+        p = (lines.wave_vac - coarse[0]) / step
+        i0 = np.floor(p).astype(np.int64)
+        w1 = p - i0
+        ok0 = (i0 >= 0) & (i0 < len(coarse))
+        ok1 = (i0 + 1 >= 0) & (i0 + 1 < len(coarse))
+        self.register_buffer("wing_i0", torch.as_tensor(np.where(ok0, i0, len(coarse))))
+        self.register_buffer("wing_i1", torch.as_tensor(np.where(ok1, i0 + 1, len(coarse))))
+        self.register_buffer("wing_w1", torch.as_tensor(w1))
+        half = math.ceil(WING_MAX_A / step)
+        n_fft = 1 << math.ceil(math.log2(len(coarse) + half + 1))
+        j = np.arange(n_fft)
+        off = np.where(j <= n_fft // 2, j, j - n_fft) * step
+        k = np.where((np.abs(off) >= CORE_HALF_A) & (np.abs(off) <= WING_MAX_A),
+                     1.0 / np.maximum(off * off, 1e-12), 0.0)
+        kf = np.fft.rfft(k)
+        self.n_fft, self.n_coarse = n_fft, len(coarse)
+        self.register_buffer("wing_kre", torch.as_tensor(kf.real.copy()))
+        self.register_buffer("wing_kim", torch.as_tensor(kf.imag.copy()))
+
+    def _cont_to_coarse(self, x: torch.Tensor) -> torch.Tensor:
+        """Linear interpolation from the continuum grid (every 80th coarse point) to the
+        coarse grid, by broadcasting (no gathers)."""
+        w = self.cont_w
+        y = x[..., :-1, None] * (1.0 - w) + x[..., 1:, None] * w
+        return y.reshape(*x.shape[:-1], -1)[..., :self.n_coarse]
+
+    @staticmethod
+    def _coarse_to_fine(c: torch.Tensor) -> torch.Tensor:
+        """Linear interpolation from the coarse grid to the fine grid (fine points sit a
+        quarter of a coarse step either side of each coarse point; edges replicated)."""
+        cp = torch.cat([c[..., :1], c, c[..., -1:]], -1)
+        even = 0.75 * c + 0.25 * cp[..., :-2]
+        odd = 0.75 * c + 0.25 * cp[..., 2:]
+        return torch.stack([even, odd], -1).reshape(*c.shape[:-1], -1)
+
+    def _wing_opacity(self, l0, a, dld) -> torch.Tensor:
+        amp = l0 * a * dld * dld / math.sqrt(math.pi)                     # (B, D, N)
+        b, d, _ = amp.shape
+        comb = amp.new_zeros(b, d, self.n_fft)
+        comb = comb.index_add(2, self.wing_i0, amp * (1.0 - self.wing_w1))
+        comb = comb.index_add(2, self.wing_i1, amp * self.wing_w1)
+        kernel = torch.complex(self.wing_kre, self.wing_kim)
+        conv = torch.fft.irfft(torch.fft.rfft(comb, dim=-1) * kernel, n=self.n_fft, dim=-1)
+        return conv[..., :self.n_coarse]
+
+    def opacity(self, theta: torch.Tensor, lines: bool = True):
+        """(χ per gram (B, D, N_fine), structure) for one chunk of stars; `lines=False`
+        gives the continuum alone (for residual spectra and equivalent widths)."""
+        s = self.atmosphere(theta)
+        lnt = torch.log(s.t)
+        log_u_h = self.strengths_log_u_h(lnt)
+        log_rh = (-log_u_h + 2.5 * lnt / LN10 - (5040.0 / s.t) * CHI_H - 0.1762
+                  - torch.log10(s.p_e))
+        frac_hi = torch.sigmoid(-log_rh * LN10)                             # n(H I)/n_H
+        n_hi = s.n_h * frac_hi
+        kc = continuum(self.cont_wave, s.t, s.p_e, n_hi, s.n_e) / s.rho[..., None]
+        kc = self._cont_to_coarse(kc)
+        if not lines:
+            return self._coarse_to_fine(kc), s
+        l0, a, dld = self.strengths(theta, s, n_hi)
+        b, d, n = l0.shape
+        fn = LineProfile.apply if self.analytic_jvp else bucket_opacity
+        core = fn(l0.reshape(b * d, n), a.reshape(b * d, n), dld.reshape(b * d, n),
+                  self.core_dl, self.core_idx, grids.N_FINE + 1)[:, :-1].reshape(b, d, -1)
+        smooth = kc + self._wing_opacity(l0, a, dld) + self.paschen(s, frac_hi, log_u_h)
+        chi = core + self._coarse_to_fine(smooth)
+        return chi, s
+
+    def strengths_log_u_h(self, lnt: torch.Tensor) -> torch.Tensor:
+        """log10 U(H I) (Irwin polynomial in ln T)."""
+        c = self._u_h
+        out = torch.zeros_like(lnt) + c[5]
+        for i in range(4, -1, -1):
+            out = out * lnt + c[i]
+        return out / LN10
+
+    def fine_flux(self, theta: torch.Tensor, lines: bool = True, molecules: bool = True
+                  ) -> torch.Tensor:
+        """Emergent F_λ on the fine grid (arbitrary units), × molecular bands, (B, N_fine)."""
+        chi, s = self.opacity(theta, lines)
+        x = C2 / (self.fine_wave[None, None, :] * s.t[..., None])
+        source = self.planck_scale / torch.expm1(x)
+        flux = emergent_flux(optical_depth(chi, s.rhox), source)
+        return flux * torch.exp(-self.molecules(theta)) if molecules else flux
+
+    def residual(self, theta: torch.Tensor) -> torch.Tensor:
+        """Atomic + hydrogen line residual F/F_c on the fine grid (no molecules, no LSF)."""
+        theta = theta.to(self.dtype)
+        return (self.fine_flux(theta, True, False) / self.fine_flux(theta, False, False))
+
+    def unnormalised(self, theta: torch.Tensor) -> torch.Tensor:
+        """F_λ on the 4096 pixels, arbitrary units (B, 4096)."""
+        parts = [self.lsf(self.fine_flux(theta[i:i + SUB_BATCH]))
+                 for i in range(0, theta.shape[0], SUB_BATCH)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, 0)
+
+    def forward(self, theta: torch.Tensor) -> torch.Tensor:
+        flux = self.unnormalised(theta.to(self.dtype))
+        if self.normalise == "median":
+            # numpy's median (mean of the two middle values, as pfsspec's np.median), not
+            # torch.median (the lower middle value)
+            scale = torch.quantile(flux, 0.5, dim=1, keepdim=True)
+        else:
+            scale = smooth_median(flux)
+        return flux * (0.5 / scale)
+
+
+def smooth_median(x: torch.Tensor, width: float = 0.03) -> torch.Tensor:
+    """Gaussian-rank-weighted mean of the sorted row values (B, 1); width as a fraction of
+    the row length. Continuous and differentiable almost everywhere with derivative jumps
+    of order 1/(width·K), unlike the median whose derivative flows through one pixel."""
+    k = x.shape[1]
+    ranks = (torch.arange(k, dtype=x.dtype, device=x.device) - (k - 1) / 2.0) / (width * k)
+    w = torch.exp(-0.5 * ranks * ranks)
+    w = w / w.sum()
+    return (torch.sort(x, dim=1).values * w).sum(1, keepdim=True)
+
+
+class BatchSynth:
+    """Noiseless float32 spectra for θ arrays, in fixed-size batches (the last one padded)
+    so that an optional `torch.compile` sees one static shape. Falls back to eager when
+    compilation fails."""
+
+    def __init__(self, batch: int = 64, *, compile: bool = False, threads: int | None = None):
+        self.batch = int(batch)
+        self.model = ForwardModel()
+        self.compiled = False
+        self._fn = self.model
+        if threads:
+            torch.set_num_threads(threads)
+        if compile:
+            try:
+                # inductor warns that complex ops (the Voigt profile) stay eager: expected,
+                # and not something a user generating a dataset can act on
+                warnings.filterwarnings("ignore", message=".*does not support code generation "
+                                        "for complex operators.*")
+                fn = torch.compile(self.model, dynamic=False)
+                with torch.no_grad():
+                    fn(torch.full((self.batch, 5), 0.0) + torch.tensor([4800.0, 3.0, -0.5, 0.1, 0.0]))
+                self._fn, self.compiled = fn, True
+            except Exception:  # noqa: BLE001 — any compiler failure → eager, same numbers
+                self._fn = self.model
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.asarray(theta, dtype=np.float32)
+        out = np.empty((len(theta), grids.N_PIXELS), dtype=np.float32)
+        with torch.no_grad():
+            for s in range(0, len(theta), self.batch):
+                chunk = theta[s:s + self.batch]
+                pad = self.batch - len(chunk)
+                if pad:
+                    chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
+                f = self._fn(torch.from_numpy(chunk))
+                out[s:s + self.batch] = f[:self.batch - pad].numpy()
+        return out

@@ -1,0 +1,50 @@
+"""Which physics synthesises a dataset: the one-layer Milne–Eddington model (`me`, the
+default, generator version 1.0) or the depth-resolved LTE synthesis over atmosnet model
+atmospheres (`lte`, generator version 2.0, engine/generator/lte/; docs/generator-v2.md).
+
+Why both: v2 carries the research data's gravity information (5-D R²_max 0.99 / 0.89 /
+0.74 / 0.37 at i = 20 / 21.5 / 22 / 22.5 against the research's 0.99 / 0.87 / 0.70 / 0.26;
+v1 0.98 / 0.78 / 0.47 / 0.00) but is 10–20× slower to synthesise and 3× slower per CRLB
+on 2 cores (bench/results/gen_v1_v2.json), so it is opt-in (`data generate --physics lte`)
+until its speed work (lattice cache, GPU) lands. The version is part of every dataset's
+identity: datasets built by the two never share a fingerprint."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from types import ModuleType
+
+from engine.errors import SpecError
+
+PHYSICS = {"me": "1.0", "lte": "2.0"}           # physics → generator version
+DEFAULT_PHYSICS = "me"
+_SYNTH = {"me": "engine.generator.synth", "lte": "engine.generator.lte.synth"}
+
+
+def check_physics(name: str) -> str:
+    if name not in PHYSICS:
+        raise SpecError(f"unknown physics {name!r}", key="physics",
+                        hint=f"use one of: {', '.join(PHYSICS)} (docs/generator.md)")
+    return name
+
+
+def generator_version(physics: str = DEFAULT_PHYSICS) -> str:
+    return PHYSICS[check_physics(physics)]
+
+
+def physics_of_version(version: str | None) -> str:
+    """The physics a dataset's manifest version names (old datasets: `me`)."""
+    return next((p for p, v in PHYSICS.items() if v == version), DEFAULT_PHYSICS)
+
+
+def synth_module(physics: str = DEFAULT_PHYSICS) -> ModuleType:
+    """The module with that physics' `ForwardModel`, `BatchSynth` and `PARAMS`."""
+    return import_module(_SYNTH[check_physics(physics)])
+
+
+def fisher_model(physics: str = DEFAULT_PHYSICS):
+    """The float64, smooth-normalised forward model the Fisher code differentiates."""
+    import torch
+
+    return synth_module(physics).ForwardModel(normalise="smooth", dtype=torch.float64,
+                                              analytic_jvp=True)
