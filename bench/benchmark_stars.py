@@ -20,10 +20,13 @@ OUT = Path(__file__).resolve().parent / "results" / "benchmark_stars.md"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--physics", default="me", help="me (generator 1.0) or lte (2.0)")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    args.out = args.out or (OUT if args.physics == "me"
+                            else OUT.with_name(f"benchmark_stars_{args.physics}.md"))
     bench = benchmark.load_benchmarks()
-    rows = benchmark.compare(bench)
+    rows = benchmark.compare(bench, physics=args.physics)
     text = benchmark.markdown(rows, benchmark.contrasts(rows), bench["meta"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

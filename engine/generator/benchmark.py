@@ -121,24 +121,25 @@ def load_benchmarks(path: Path = BENCHMARK_FILE) -> dict:
     return out
 
 
-def generator_spectra(thetas: np.ndarray) -> np.ndarray:
+def generator_spectra(thetas: np.ndarray, physics: str = "me") -> np.ndarray:
     """The built-in generator's noiseless pfsspec-normalised spectra (B, 4096) at θ rows
-    (T_eff, log g, [M/H], [α/M], [C/M]) — the public `ForwardModel` at float64."""
+    (T_eff, log g, [M/H], [α/M], [C/M]) — the public `ForwardModel` of that physics
+    (engine.generator.physics) at float64."""
     import torch
 
-    from engine.generator.synth import ForwardModel
+    from engine.generator.physics import synth_module
 
-    model = ForwardModel(dtype=torch.float64)
+    model = synth_module(physics).ForwardModel(dtype=torch.float64)
     with torch.no_grad():
         return model(torch.as_tensor(np.asarray(thetas, dtype=np.float64))).numpy()
 
 
-def compare(bench: dict | None = None, stars=STARS) -> list[dict]:
+def compare(bench: dict | None = None, stars=STARS, physics: str = "me") -> list[dict]:
     """One row per star × feature: reference EW, generator EW, ratio and whether the
     difference is within the feature's tolerance."""
     bench = load_benchmarks() if bench is None else bench
     thetas = np.stack([bench[s]["theta"] for s in stars])
-    gen = generator_spectra(thetas)
+    gen = generator_spectra(thetas, physics)
     rows = []
     for i, star in enumerate(stars):
         ref = all_ews(bench["wave"], bench[star]["flux_pfs"])
