@@ -112,8 +112,8 @@ def test_tio_present_in_cool_stars_only(model):
 
 
 def test_lsf_rebin_conserves_flux():
-    from engine.generator.lte.lsf import LsfRebin
-    op = LsfRebin().to(torch.float64)
+    from engine.generator.lsf import LsfRebin
+    op = LsfRebin(grids=grids).to(torch.float64)
     flat = torch.ones(1, grids.N_FINE, dtype=torch.float64)
     np.testing.assert_allclose(op(flat).numpy(), 1.0, atol=1e-12)
     lam = torch.as_tensor(grids.fine_wave())

@@ -24,15 +24,16 @@ FWHM_A = 1.7
 _TAPS = 7
 
 
-def _coarse_edges() -> np.ndarray:
+def _coarse_edges(grids=grids) -> np.ndarray:
     step = grids.FINE_STEP * grids.COARSE_FACTOR
     return grids.FINE_START + step * np.arange(grids.N_FINE // grids.COARSE_FACTOR + 1)
 
 
-def rebin_operator() -> tuple[np.ndarray, np.ndarray]:
+def rebin_operator(grids=grids) -> tuple[np.ndarray, np.ndarray]:
     """(idx, weight) (4096, 7): output pixel k = Σ_l coarse[idx[k,l]]·weight[k,l], the
-    exact average over the pixel of the piecewise-constant coarse samples."""
-    ce = _coarse_edges()
+    exact average over the pixel of the piecewise-constant coarse samples. `grids`: the
+    module with the fine grid (v1's engine.generator.grids, or v2's lte.grids)."""
+    ce = _coarse_edges(grids)
     oe = grids.wave_edges()
     first = np.searchsorted(ce, oe[:-1], side="right") - 1
     idx = first[:, None] + np.arange(_TAPS)[None, :]
@@ -44,7 +45,7 @@ def rebin_operator() -> tuple[np.ndarray, np.ndarray]:
     return idx, w
 
 
-def lsf_kernel_fft(fwhm: float = FWHM_A) -> np.ndarray:
+def lsf_kernel_fft(fwhm: float = FWHM_A, grids=grids) -> np.ndarray:
     """rfft of the unit-sum Gaussian kernel, centred at sample 0 (circular)."""
     n = grids.N_FINE // grids.COARSE_FACTOR
     step = grids.FINE_STEP * grids.COARSE_FACTOR
@@ -56,10 +57,11 @@ def lsf_kernel_fft(fwhm: float = FWHM_A) -> np.ndarray:
 
 
 class LsfRebin(torch.nn.Module):
-    def __init__(self, fwhm: float = FWHM_A) -> None:
+    def __init__(self, fwhm: float = FWHM_A, grids=grids) -> None:
         super().__init__()
-        idx, w = rebin_operator()
-        kf = lsf_kernel_fft(fwhm)
+        idx, w = rebin_operator(grids)
+        kf = lsf_kernel_fft(fwhm, grids)
+        self.factor = grids.COARSE_FACTOR
         self.register_buffer("idx", torch.as_tensor(idx.reshape(-1), dtype=torch.long))
         self.register_buffer("weight", torch.as_tensor(w))
         self.register_buffer("kernel_re", torch.as_tensor(kf.real.copy()))
@@ -69,7 +71,7 @@ class LsfRebin(torch.nn.Module):
     def forward(self, fine: torch.Tensor) -> torch.Tensor:
         """(B, N_fine) → (B, 4096)."""
         b = fine.shape[0]
-        coarse = fine.reshape(b, -1, grids.COARSE_FACTOR).mean(-1)
+        coarse = fine.reshape(b, -1, self.factor).mean(-1)
         kernel = torch.complex(self.kernel_re, self.kernel_im)
         conv = torch.fft.irfft(torch.fft.rfft(coarse, dim=1) * kernel, n=self.n_coarse, dim=1)
         g = conv.index_select(1, self.idx).reshape(b, grids.N_PIXELS, _TAPS)

@@ -106,14 +106,17 @@ class ForwardModel(torch.nn.Module):
         return self.lsf(self.continuum_flux(theta, r))
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
-        flux = self.unnormalised(theta.to(self.dtype))
-        if self.normalise == "median":
-            # numpy's median (mean of the two middle values, as pfsspec's np.median), not
-            # torch.median (the lower middle value)
-            scale = torch.quantile(flux, 0.5, dim=1, keepdim=True)
-        else:
-            scale = smooth_median(flux)
-        return flux * (0.5 / scale)
+        return pfsspec_normalise(self.unnormalised(theta.to(self.dtype)), self.normalise)
+
+
+def pfsspec_normalise(flux: torch.Tensor, normalise: str = "median") -> torch.Tensor:
+    """Median set to 0.5, as pfsspec: numpy's median ("median": the mean of the two middle
+    values, not torch.median's lower one) or the differentiable `smooth_median`."""
+    if normalise == "median":
+        scale = torch.quantile(flux, 0.5, dim=1, keepdim=True)
+    else:
+        scale = smooth_median(flux)
+    return flux * (0.5 / scale)
 
 
 def smooth_median(x: torch.Tensor, width: float = 0.03) -> torch.Tensor:
@@ -132,9 +135,11 @@ class BatchSynth:
     so that an optional `torch.compile` sees one static shape. Falls back to eager when
     compilation fails."""
 
+    model_class: type[torch.nn.Module] = ForwardModel
+
     def __init__(self, batch: int = 64, *, compile: bool = False, threads: int | None = None):
         self.batch = int(batch)
-        self.model = ForwardModel()
+        self.model = self.model_class()
         self.compiled = False
         self._fn = self.model
         if threads:

@@ -14,34 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 
-N_PIXELS = 4096
-PIXEL_EDGE0 = 7100.0
-PIXEL_STEP = 0.42724609
-FINE_START = 7080.0
+from engine.generator.grids import (FINE_START, N_PIXELS, PIXEL_EDGE0, PIXEL_STEP,  # noqa: F401
+                                    air_to_vacuum, wave, wave_edges)
+
 FINE_STEP = 0.06
 COARSE_FACTOR = 2
 N_FINE = 29850  # 7080.00 ... 8870.97 Å
 
 
-def wave_edges() -> np.ndarray:
-    """The 4097 output pixel edges (vacuum Å)."""
-    return PIXEL_EDGE0 + PIXEL_STEP * np.arange(N_PIXELS + 1, dtype=np.float64)
-
-
-def wave() -> np.ndarray:
-    """The 4096 output pixel centres (vacuum Å)."""
-    e = wave_edges()
-    return 0.5 * (e[1:] + e[:-1])
-
-
 def fine_wave() -> np.ndarray:
-    """Centres of the fine synthesis grid (vacuum Å)."""
+    """Centres of v2's fine synthesis grid (vacuum Å); the output pixels, their edges and
+    the air → vacuum conversion are v1's (engine.generator.grids)."""
     return FINE_START + FINE_STEP * (np.arange(N_FINE, dtype=np.float64) + 0.5)
-
-
-def air_to_vacuum(lam_air: np.ndarray) -> np.ndarray:
-    """Air → vacuum wavelengths (Å), the VALD/Piskunov inversion of Morton (2000)."""
-    s2 = (1e4 / np.asarray(lam_air, dtype=np.float64)) ** 2
-    n = (1.0 + 8.336624212083e-5 + 2.408926869968e-2 / (130.1065924522 - s2)
-         + 1.599740894897e-4 / (38.92568793293 - s2))
-    return lam_air * n

@@ -20,23 +20,23 @@ instead of one (GENERATOR.md §4 pitfall 2); the Fisher code uses it."""
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import torch
 
 from engine.generator.lte import grids
+from engine.generator.synth import BatchSynth as _BatchSynthV1
+from engine.generator.synth import PARAMS, pfsspec_normalise, smooth_median  # noqa: F401
 from engine.generator.lte.atmosphere import SYNTH_ROWS, Atmosphere
 from engine.generator.lte.hydrogen import Paschen
 from engine.generator.lte.linelist import LineList, LineStrengths, load_linelist
-from engine.generator.lte.lsf import FWHM_A, LsfRebin
+from engine.generator.lsf import FWHM_A, LsfRebin
 from engine.generator.molecules import Molecules
 from engine.generator.lte.opacity import CHI_H, continuum
 from engine.generator.profiles import LineProfile, bucket_opacity
 from engine.generator.lte.species import load_partition_table
 from engine.generator.lte.transfer import emergent_flux, optical_depth
 
-PARAMS = ("T_eff", "log_g", "M_H", "a_M", "C_M")
 C2 = 1.4387769e8                                   # hc/k in Å·K
 CORE_HALF_A = 0.6          # Voigt cores on the fine grid within ±0.6 Å of each line
 WING_MAX_A = 60.0          # Lorentzian wings out to ±60 Å
@@ -79,7 +79,7 @@ class ForwardModel(torch.nn.Module):
         self._wings(lines, coarse)
         self.paschen = Paschen(coarse)
         self.molecules = Molecules(fine)
-        self.lsf = LsfRebin(fwhm)
+        self.lsf = LsfRebin(fwhm, grids)
         self.to(dtype)
         self.dtype = dtype
         self.cost = int(self.core_idx.numel()) * len(self.atmosphere.rows)
@@ -196,61 +196,10 @@ class ForwardModel(torch.nn.Module):
         return parts[0] if len(parts) == 1 else torch.cat(parts, 0)
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
-        flux = self.unnormalised(theta.to(self.dtype))
-        if self.normalise == "median":
-            # numpy's median (mean of the two middle values, as pfsspec's np.median), not
-            # torch.median (the lower middle value)
-            scale = torch.quantile(flux, 0.5, dim=1, keepdim=True)
-        else:
-            scale = smooth_median(flux)
-        return flux * (0.5 / scale)
+        return pfsspec_normalise(self.unnormalised(theta.to(self.dtype)), self.normalise)
 
 
-def smooth_median(x: torch.Tensor, width: float = 0.03) -> torch.Tensor:
-    """Gaussian-rank-weighted mean of the sorted row values (B, 1); width as a fraction of
-    the row length. Continuous and differentiable almost everywhere with derivative jumps
-    of order 1/(width·K), unlike the median whose derivative flows through one pixel."""
-    k = x.shape[1]
-    ranks = (torch.arange(k, dtype=x.dtype, device=x.device) - (k - 1) / 2.0) / (width * k)
-    w = torch.exp(-0.5 * ranks * ranks)
-    w = w / w.sum()
-    return (torch.sort(x, dim=1).values * w).sum(1, keepdim=True)
+class BatchSynth(_BatchSynthV1):
+    """v1's batching (fixed-size padded batches, optional torch.compile) over v2's model."""
 
-
-class BatchSynth:
-    """Noiseless float32 spectra for θ arrays, in fixed-size batches (the last one padded)
-    so that an optional `torch.compile` sees one static shape. Falls back to eager when
-    compilation fails."""
-
-    def __init__(self, batch: int = 64, *, compile: bool = False, threads: int | None = None):
-        self.batch = int(batch)
-        self.model = ForwardModel()
-        self.compiled = False
-        self._fn = self.model
-        if threads:
-            torch.set_num_threads(threads)
-        if compile:
-            try:
-                # inductor warns that complex ops (the Voigt profile) stay eager: expected,
-                # and not something a user generating a dataset can act on
-                warnings.filterwarnings("ignore", message=".*does not support code generation "
-                                        "for complex operators.*")
-                fn = torch.compile(self.model, dynamic=False)
-                with torch.no_grad():
-                    fn(torch.full((self.batch, 5), 0.0) + torch.tensor([4800.0, 3.0, -0.5, 0.1, 0.0]))
-                self._fn, self.compiled = fn, True
-            except Exception:  # noqa: BLE001 — any compiler failure → eager, same numbers
-                self._fn = self.model
-
-    def __call__(self, theta: np.ndarray) -> np.ndarray:
-        theta = np.asarray(theta, dtype=np.float32)
-        out = np.empty((len(theta), grids.N_PIXELS), dtype=np.float32)
-        with torch.no_grad():
-            for s in range(0, len(theta), self.batch):
-                chunk = theta[s:s + self.batch]
-                pad = self.batch - len(chunk)
-                if pad:
-                    chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
-                f = self._fn(torch.from_numpy(chunk))
-                out[s:s + self.batch] = f[:self.batch - pad].numpy()
-        return out
+    model_class = ForwardModel
