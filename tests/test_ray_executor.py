@@ -124,7 +124,10 @@ def test_cancel_ends_the_run_cancelled(ray_cluster, dataset, _isolated_workspace
     pid = _wait_training(handle.run_dir)
     assert cancel_run(handle.run_id, grace_s=10)
     assert handle.returncode == 3 and handle.status == "cancelled"
-    assert handle.storage == "shared"
+    # the task's answer (storage, host) arrives only when it returned before Ray reported
+    # the cancellation to ray.get; which comes first is Ray's timing, not ours (both were
+    # seen: alone, and late in the full suite). The folder below is what must hold.
+    assert handle.storage in ("shared", None)
     end = _end(handle.run_dir)
     assert end["status"] == "cancelled" and "SIGTERM" in (end["error"] or "")
     assert "closed_by" not in end  # written by the worker itself
