@@ -52,8 +52,10 @@ def study_cmd(
     if report:
         from engine.report.document import build_report
 
+        from engine.atomic import write_text
+
         text = build_report(ws, cfg.dataset)
-        (folder / "report.md").write_text(text)
+        write_text(folder / "report.md", text)
         typer.echo(text)
 
 
