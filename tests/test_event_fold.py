@@ -227,6 +227,17 @@ SLOW = ["--set", "n_estimators=100000", "--set", "early_stopping_rounds=0",
         "--set", "learning_rate=0.001"]
 
 
+def _training_run(ws: Path) -> Path | None:
+    """The one run folder whose events.jsonl already reports progress, else None."""
+    for events in (ws / "runs").glob("[!.]*/events.jsonl"):
+        try:
+            if '"progress"' in events.read_text():
+                return events.parent
+        except OSError:  # renamed into place between the glob and the read
+            continue
+    return None
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_a_run_whose_launcher_was_killed_is_listed(_isolated_workspace, monkeypatch,
@@ -242,11 +253,10 @@ async def test_a_run_whose_launcher_was_killed_is_listed(_isolated_workspace, mo
                                  "--preset", "lgbm-fast", *SLOW],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 90
-    while not any(d.glob("events.jsonl") for d in (ws / "runs").glob("*")) or \
-            '"progress"' not in next((ws / "runs").glob("*/events.jsonl")).read_text():
+    while _training_run(ws) is None:  # the folder appears whole (tmp + rename), then trains
         assert time.time() < deadline and launcher.poll() is None
         time.sleep(0.1)
-    (run_dir,) = list((ws / "runs").iterdir())
+    run_dir = _training_run(ws)
     worker = json.loads((run_dir / "run.json").read_text())["pid"]
     launcher.send_signal(signal.SIGKILL)
     launcher.wait(timeout=10)
