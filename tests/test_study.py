@@ -120,7 +120,7 @@ def test_tiny_study_runs_every_step_then_a_second_study_adds_nothing(tmp_path):
     assert second.returncode == 0, second.stdout + second.stderr
     assert "running" not in second.stdout
     assert second.stdout.count(": skipped") == len(keys)
-    assert "vit (vit-cpu) at 1000: listed" in second.stdout  # the GPU size is listed
+    assert "vit (vit-cpu) at 1k: listed" in second.stdout  # the GPU size is listed
     assert _counts(ws)[:2] == (n_runs, n_an)
     events = [json.loads(line) for line in
               (ws / "studies" / "tiny" / "events.jsonl").read_text().splitlines()]
