@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from engine.generator.opacity import _poly  # the same Horner evaluation as v1
+
 _A_BF = (1.99654, -1.18267e-5, 2.64243e-6, -4.40524e-10, 3.23992e-14, -1.39568e-18,
          2.78701e-23)
 CHI_H = 13.598            # eV
@@ -25,13 +27,6 @@ HC_EV_A = 12398.42        # hc in eV·Å
 ALPHA0_H = 1.0449e-26     # Gray eq. 8.8 (λ in Å)
 SIGMA_T = 6.6524587e-25
 LOG10E = 0.4342944819
-
-
-def _poly(coeffs, x):
-    out = torch.zeros_like(x)
-    for c in reversed(coeffs):
-        out = out * x + c
-    return out
 
 
 def kappa_hminus(lam: torch.Tensor, t: torch.Tensor, log_pe: torch.Tensor) -> torch.Tensor:
