@@ -106,7 +106,8 @@ def test_presets_and_size_override():
     assert d.train_rows >= 20000 and any(s.crlb for s in d.shards if s.role == "test")
     big = get_preset("bosz-1m")
     assert [s.name for s in big.shards] == [f"train_200k_{i}" for i in range(5)] + \
-        ["val_1k", "test_1k_0", "test_10k"]
+        ["val_6k", "test_1k_0", "test_10k"]
+    assert not big.shards[5].crlb and big.shards[5].rows == 6000  # the gates' ~5,800 rows
     assert big.snap
     p = with_train_size(d, 25000)
     assert [s.name for s in p.shards if s.role == "train"] == ["train_8334_0", "train_8333_1",
