@@ -41,13 +41,24 @@ class ExpertSet:
         return np.column_stack(cols), g
 
 
+def fit_global(train, val_X: np.ndarray, val_y: np.ndarray, *, kind: str,
+               noise_level: float, seed: int, callbacks: Callbacks | None = None
+               ) -> tuple[Any, dict[str, Any]]:
+    """The global model on all training rows: (estimator, info)."""
+    emit(callbacks, "log", message=f"moe: global {kind} on {train.n_rows} rows")
+    rows = np.arange(train.n_rows)
+    return _fit_one(kind, RowSubset(train, rows, noise_level, seed), val_X, val_y)
+
+
 def fit_experts(train, train_bins: np.ndarray, val_X: np.ndarray, val_y: np.ndarray,
                 val_bins: np.ndarray, *, k: int, kind: str, noise_level: float, seed: int,
-                callbacks: Callbacks | None = None) -> ExpertSet:
-    """Fit the global model on all training rows and one expert per bin."""
-    all_rows = np.arange(train.n_rows)
-    emit(callbacks, "log", message=f"moe: global {kind} on {train.n_rows} rows")
-    gm, ginfo = _fit_one(kind, RowSubset(train, all_rows, noise_level, seed), val_X, val_y)
+                callbacks: Callbacks | None = None,
+                global_fit: tuple[Any, dict[str, Any]] | None = None) -> ExpertSet:
+    """Fit one expert per bin, and the global model on all training rows unless
+    `global_fit` (a `fit_global` result for the same rows) is given."""
+    gm, ginfo = global_fit or fit_global(train, val_X, val_y, kind=kind,
+                                         noise_level=noise_level, seed=seed,
+                                         callbacks=callbacks)
     experts, n_train, info = [], [], []
     for b in range(k):
         rows = np.flatnonzero(train_bins == b)

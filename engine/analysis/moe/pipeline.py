@@ -12,7 +12,8 @@ import numpy as np
 
 from engine.analysis.moe import oracle as O
 from engine.analysis.split_reads import split_meta, stream_rows
-from engine.analysis.moe.experts import EXPERT_KINDS, ExpertSet, fit_experts
+from engine.analysis.moe.cache import cached
+from engine.analysis.moe.experts import EXPERT_KINDS, ExpertSet, fit_experts, fit_global
 from engine.analysis.moe.gate_features import FEATURE_SETS, PCA_FIT_ROWS, GateFeaturizer
 from engine.analysis.moe.gates import GATES, ROUTINGS, make_gate, route
 from engine.analysis.moe.assign import OUT_OF_RANGE, MoeBins, get_bins
@@ -78,9 +79,8 @@ def _fit(ws: Path, cfg: MoeConfig, callbacks: Callbacks | None) -> _Fitted:
     val_meta = split_meta(val, nl)
     val_X = val.noisy(nl)
     val_bins, _ = scheme.assign(val_meta, out_of_range=cfg.out_of_range)
-    ex = fit_experts(train, tr_bins, val_X, val_meta["log_g"].to_numpy(), val_bins,
-                     k=scheme.k, kind=cfg.expert, noise_level=nl, seed=cfg.seed,
-                     callbacks=callbacks)
+    ex = _experts(ws, cfg, ds, train, val, tr_bins, val_X, val_meta["log_g"].to_numpy(),
+                  val_bins, scheme.k, callbacks)
     meta = split_meta(test, nl)
     bins, in_range = scheme.assign(meta, out_of_range=cfg.out_of_range)
     emit(callbacks, "log", message=f"moe: predicting {test.n_rows} test rows")
@@ -91,6 +91,22 @@ def _fit(ws: Path, cfg: MoeConfig, callbacks: Callbacks | None) -> _Fitted:
     splits = {"ds": ds, "train": train, "val": val, "test": test, "val_X": val_X,
               "val_meta": val_meta, "val_bins": val_bins, "tr_bins": tr_bins}
     return _Fitted(scheme, ex, meta["log_g"].to_numpy(), bins, in_range, P, g, params, splits)
+
+
+def _experts(ws: Path, cfg: MoeConfig, ds, train, val, tr_bins, val_X, val_y, val_bins,
+             k: int, callbacks: Callbacks | None) -> ExpertSet:
+    """The global model and the experts, from the workspace's cache when an earlier
+    analysis fitted the same ones (engine.analysis.moe.cache: the global model is shared by
+    every bin scheme, the experts by a scheme's oracle and gates)."""
+    doc = {"dataset": ds.fingerprint(), "train_rows": int(train.n_rows), "val": val.name,
+           "expert": cfg.expert, "noise_level": cfg.noise_level, "seed": cfg.seed}
+    fit_kw = {"kind": cfg.expert, "noise_level": cfg.noise_level, "seed": cfg.seed,
+              "callbacks": callbacks}
+    glob = cached(ws, "global", doc,
+                  lambda: fit_global(train, val_X, val_y, **fit_kw), callbacks)
+    return cached(ws, "experts", {**doc, "bins": cfg.bins, "out_of_range": cfg.out_of_range},
+                  lambda: fit_experts(train, tr_bins, val_X, val_y, val_bins, k=k,
+                                      global_fit=glob, **fit_kw), callbacks)
 
 
 def run_oracle(ws: Path, cfg: MoeConfig, callbacks: Callbacks | None = None) -> AnalysisResult:
