@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import math
 import sys
 from pathlib import Path
 
@@ -34,104 +35,30 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import math
-
-_K_B, _AMU, _C, _R_E, XI_KMS = 1.380649e-16, 1.66053907e-24, 2.99792458e10, 2.8179403e-13, 2.0
-
+from engine.generator.atmosphere import layer  # v1's one-layer power laws (ranking only)
+from engine.generator.linelist import LOG_E_VDW, LineStrengths
 from engine.generator.lte.grids import air_to_vacuum
 from engine.generator.lte.linelist import LINELIST_COLUMNS, LineList
 from engine.generator.lte.opacity import kappa_hminus
-from engine.generator.lte.species import (
-    ALPHA_ELEMENTS,
-    CARBON,
-    ELEMENTS,
-    MASS,
-)
+from engine.generator.lte.species import ELEMENTS
 
 LAM_MIN, LAM_MAX = 7080.0, 8870.0
 ETA_FLOOR = 2e-3
 RYDBERG_A = 911.7633   # vacuum Å, 1/R_H
 
 
-def layer(theta: torch.Tensor):
-    """The generator-v1 one-layer power laws (T_L, log P_g, log P_e at log τ = −1, fitted to
-    five MARCS models). Used here ONLY to rank the lines and size their windows, so the
-    shipped selection stays reproducible byte for byte; the generator itself uses the
-    depth-resolved atmosnet structures (engine/generator/atmosphere.py)."""
-    teff, logg, mh = theta[:, 0], theta[:, 1], theta[:, 2]
-    dg = logg - 4.44
-    dt = (teff - 5777.0) / 1000.0
-    log_pg = 4.657 + 0.609 * dg - 0.203 * dt - 0.042 * dg * dt - mh / 3.0
-    log_pe = 0.617 + 0.408 * dg + 0.425 * dt - 0.099 * dg * dt + mh / 3.0
-    t_layer = teff * (0.891 + 0.002 * dg - 0.022 * dt - 0.012 * dg * dt)
-    return t_layer, log_pg, log_pe
+class _RankingStrengths(LineStrengths):
+    """Generator v1's one-layer line strengths (constant partition functions) without the
+    calibration offsets and with the van der Waals enhancement E = 2 instead of v1's
+    LOG_E_VDW: the strengths that selected the shipped lines. v1 is frozen with generator
+    version 1.0, so reusing its code keeps the selection reproducible byte for byte
+    (checked: the table regenerates identically)."""
 
-
-class _RankingStrengths(torch.nn.Module):
-    """The generator-v1 one-layer line strengths (constant partition functions, Unsöld
-    γ6 × E with E = 2, no calibration offsets), frozen here so the ranking that selected
-    the shipped lines is reproducible."""
-
-    def __init__(self, lines: LineList) -> None:
-        super().__init__()
-        z, ion = lines.Z, lines.ion
-        el = np.array([ELEMENTS[int(k)] for k in z], dtype=object)
-        a_sun = np.array([e[1] for e in el], float)
-        chi1 = np.array([e[2] for e in el], float)
-        chi2 = np.array([e[3] for e in el], float)
-        logu = np.array([[e[4], e[5], e[6]] for e in el], float)
-        chi_ion = np.where(ion == 0, chi1, chi2)
-        chi_up = lines.e_low + 12398.42 / lines.wave_vac
-        d_up = np.maximum(chi_ion - chi_up, 0.5)
-        d_low = np.maximum(chi_ion - lines.e_low, d_up + 1e-3)
-        c6 = 0.3e-30 * (ion + 1.0) ** 2 * (1.0 / d_up ** 2 - 1.0 / d_low ** 2)
-        lam_cm = lines.wave_vac * 1e-8
-        t = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float64))
-        self.register_buffer("lam", t(lines.wave_vac))
-        self.register_buffer("log_abund0", t(a_sun - 12.0))
-        self.register_buffer("is_alpha", t(np.isin(z, list(ALPHA_ELEMENTS)).astype(float)))
-        self.register_buffer("is_carbon", t((z == CARBON).astype(float)))
-        self.register_buffer("is_ion", t(ion.astype(float)))
-        self.register_buffer("chi1", t(chi1))
-        self.register_buffer("chi2", t(chi2))
-        self.register_buffer("logu", t(logu))
-        self.register_buffer("e_low", t(lines.e_low))
-        self.register_buffer("log_sigma_gf", t(np.log10(math.sqrt(math.pi) * _R_E * lam_cm ** 2)
-                                               + lines.log_gf))
-        self.register_buffer("log_c6", t(np.log10(c6)))
-        self.register_buffer("gamma_rad", t(np.maximum(2.2e15 / lines.wave_vac ** 2, 1e8)))
-        offs = np.zeros(len(z))
-        self.register_buffer("log_offset", t(offs))
-        self.register_buffer("inv_mass", t(1.0 / (np.array([MASS[int(k)] for k in z]) * _AMU)))
-
-    def forward(self, theta, t_layer, log_pg, log_pe, kappa):
-        """θ (B,5), layer (B,), κ_c at the line centres (B,N) → (η0, a, Δλ_D[Å])."""
-        mh, am, cm = theta[:, 2:3], theta[:, 3:4], theta[:, 4:5]
-        T = t_layer[:, None]
-        th = 5040.0 / T
-        pe = log_pe[:, None]
-        log_abund = self.log_abund0 + mh + am * self.is_alpha + cm * self.is_carbon
-        ln10 = math.log(10.0)
-        # Saha: log(N_{j+1}/N_j) = log(U_{j+1}/U_j) + 2.5 log T − θχ_j − 0.1762 − log P_e
-        log_r1 = self.logu[:, 1] - self.logu[:, 0] + 2.5 * torch.log10(T) - th * self.chi1 - 0.1762 - pe
-        log_r2 = self.logu[:, 2] - self.logu[:, 1] + 2.5 * torch.log10(T) - th * self.chi2 - 0.1762 - pe
-        # log f_I = −log10(1 + r1 + r1 r2), computed stably in natural logs
-        zero = torch.zeros_like(log_r1)
-        stack = torch.stack([zero, log_r1 * ln10, (log_r1 + log_r2) * ln10], dim=0)
-        log_f0 = -torch.logsumexp(stack, dim=0) / ln10
-        log_frac = log_f0 + self.is_ion * log_r1
-        log_u = self.logu[:, 0] + self.is_ion * (self.logu[:, 1] - self.logu[:, 0])
-        log_boltz = -th * self.e_low - log_u
-        dlam_d = self.lam / (_C * 1e-5) * torch.sqrt(2.0 * _K_B * T * self.inv_mass * 1e-10
-                                                     + XI_KMS ** 2)  # Å (velocities in km/s)
-        stim = 1.0 - torch.pow(10.0, -th * 12398.42 / self.lam)
-        log_sigma = self.log_sigma_gf - torch.log10(dlam_d * 1e-8) + torch.log10(stim)
-        log_eta = log_sigma + log_abund + log_frac + log_boltz - torch.log10(kappa) + self.log_offset
-        log_g6 = 19.6 + 0.4 * self.log_c6 + log_pg[:, None] - 0.7 * torch.log10(T) + math.log10(2.0)
-        gamma = self.gamma_rad + torch.pow(10.0, log_g6)
-        lam_cm = self.lam * 1e-8
-        a = gamma * lam_cm ** 2 / (4.0 * math.pi * _C * dlam_d * 1e-8)
-        return torch.pow(10.0, log_eta), a, dlam_d
+    def __init__(self, lines) -> None:
+        super().__init__(lines)
+        self.log_offset.zero_()
+        # log γ6 = 19.6 + 0.4 log C6 + … + log E: E = 2 is a shift of log C6 by Δ log E / 0.4
+        self.log_c6 += (math.log10(2.0) - LOG_E_VDW) / 0.4
 
 
 def ranking_strengths(lines, theta, t_l, log_pg, log_pe, kappa):
