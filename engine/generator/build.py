@@ -403,8 +403,8 @@ def _tick(callbacks, state, n, what) -> None:
 
 
 def _snrs(flux: np.ndarray, err: np.ndarray) -> np.ndarray:
-    from engine.io.snr import snr_l2, snr_median, snr_pfsspec
-    return np.stack([snr_pfsspec(flux, err), snr_median(flux, err), snr_l2(flux, err)])
+    from engine.io.snr import snr_l2, snr_quantiles
+    return np.stack([*snr_quantiles(flux, err, qs=(0.95, 0.5)), snr_l2(flux, err)])
 
 
 def _frozen_noisy(flux, err, shard: str, start: int) -> np.ndarray:
