@@ -3,10 +3,24 @@ synthesis between nodes, and it synthesises each node once."""
 
 from __future__ import annotations
 
-import numpy as np
+import json
+import os
+import subprocess
+import sys
 
-from engine.generator.lte.lattice import LatticeSynth, catmull_rom, node_index
+import h5py
+import numpy as np
+import pytest
+
+from engine.errors import DataError
+from engine.generator.build import build_dataset, shard_rng
+from engine.generator.lte import node_store
+from engine.generator.lte.lattice import (LatticeSynth, catmull_rom, interpolate, node_index,
+                                          plan)
+from engine.generator.lte.node_store import N_NODES, NodeLattice, flat_index, node_theta
 from engine.generator.lte.synth import BatchSynth
+from engine.generator.presets import Preset, ShardSpec
+from engine.generator.priors import BOX, sample_labels
 
 
 def test_catmull_rom_weights_interpolate_cubics_exactly():
@@ -45,18 +59,6 @@ def test_node_index_flags_the_free_axis():
 
 # --------------------------------------------------------------------------------------
 # Vectorised interpolation against the per-row code it replaced, and the persistent store.
-
-import os
-import subprocess
-import sys
-
-import pytest
-
-from engine.errors import DataError
-from engine.generator.lte import node_store
-from engine.generator.lte.lattice import interpolate, plan
-from engine.generator.lte.node_store import N_NODES, NodeLattice, flat_index, node_theta
-from engine.generator.priors import BOX, sample_labels
 
 PIX = 4096
 
@@ -197,9 +199,6 @@ def test_snapped_v2_build_fills_the_workspace_lattice_and_reuses_it(tmp_path):
     """Two snapped v2 builds in one workspace: the first synthesises the nodes (its own
     progress bar, in nodes), the second none, and both write the same spectra, equal to
     interpolating directly synthesised nodes."""
-    from engine.generator.build import build_dataset
-    from engine.generator.presets import Preset, ShardSpec
-    import h5py
 
     snap = Preset("snap4", (ShardSpec("train_3_0", 3),), snap=True)
     ws = tmp_path / "ws"
@@ -217,7 +216,6 @@ def test_snapped_v2_build_fills_the_workspace_lattice_and_reuses_it(tmp_path):
     np.testing.assert_array_equal(fla, flb)
     lat = NodeLattice(ws / "cache" / "lattice")
     assert lat.n_stored == starts[0]["total"]
-    from engine.generator.build import shard_rng
     theta, _ = sample_labels(shard_rng(0, "train_3_0"), 3, snap=True)
     keys, w = plan(theta)
     direct = NodeLattice(None)
@@ -237,7 +235,6 @@ def test_cli_status_build_clear(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "2 of 30240 nodes stored" in r.stdout
     r = _cli("status", "--json", ws=ws)
-    import json
     st = json.loads(r.stdout)
     assert st["nodes_stored"] == 2 and st["segments"] == 1 and st["bytes"] > 2 * PIX * 4
     stale = ws / "cache" / "lattice" / "v1.9-old"

@@ -78,4 +78,5 @@ def clear_cmd(all_keys: bool = typer.Option(False, "--all", help="Also remove st
     from engine.generator.lte.node_store import clear_lattice, lattice_root
     root = lattice_root(workspace)
     gone = clear_lattice(root, all_keys=all_keys)
-    typer.echo(f"removed {', '.join(gone)} from {root}" if gone else f"no lattice to remove in {root}")
+    typer.echo(f"removed {', '.join(gone)} from {root}" if gone
+               else f"no lattice to remove in {root}")

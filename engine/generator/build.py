@@ -253,8 +253,12 @@ class Builder:
         if self._synth is None:
             from engine.generator.physics import synth_module
             use = self.cfg.compile == "on" or (self.cfg.compile == "auto" and rows_todo >= 20000)
-            make = lambda: synth_module(self.cfg.physics).BatchSynth(self.cfg.batch,  # noqa: E731
-                                                                     compile=use)
+            def make():
+                synth = synth_module(self.cfg.physics).BatchSynth(self.cfg.batch, compile=use)
+                emit(callbacks, "log", message=f"forward model ({self.cfg.physics}): "
+                     + ("torch.compile'd" if synth.compiled else "eager" + (
+                        " (torch.compile failed; same numbers, slower)" if use else "")))
+                return synth
             if self._uses_lattice():  # node lattice + spline (engine.generator.lte.lattice)
                 from engine.generator.lte.lattice import LatticeSynth
                 from engine.generator.lte.node_store import NodeLattice
@@ -315,7 +319,7 @@ class Builder:
                 emit(callbacks, "log", message=f"resume {spec.name} at row {first} of {n}")
                 self._reload(w, first, snr, errors)
             state["total"] -= first  # rows already on disk (the CRLB pass is redone)
-            synth = self._synthesiser(sum(s.rows for s in self.cfg.preset.shards))
+            synth = self._synthesiser(sum(s.rows for s in self.cfg.preset.shards), callbacks)
             since = 0
             for s in range(first, n, self.cfg.batch):
                 e = min(n, s + self.cfg.batch)
