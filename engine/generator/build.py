@@ -10,7 +10,11 @@ is written to `dataset.h5.partial` with checkpoints (engine.io.shard_writer), ve
 and only then renamed to `dataset.h5`; a resume re-verifies every shard it skips and
 continues a partial shard from its last checkpoint; `.building.json` marks an unfinished
 build and the manifest `dataset.json` is written (atomically) only when every shard is
-in place. A full disk is one DataError, with the temporary files removed."""
+in place. A full disk is one DataError, with the temporary files removed.
+
+A snapped v2 build (`--physics lte`, `bosz-1m`) first synthesises every node its shards
+need into the workspace's persistent node lattice (engine.generator.lte.node_store, its
+own progress in nodes) and then interpolates its rows from it (lte.lattice)."""
 
 from __future__ import annotations
 
