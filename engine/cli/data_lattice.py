@@ -66,7 +66,11 @@ def build_cmd(
         if len(todo):
             from engine.generator.lte.synth import BatchSynth
             use = compile_ == "on" or (compile_ == "auto" and len(todo) >= 2000)
-            lat.ensure(todo, BatchSynth(batch, compile=use), [cb])
+            synth = BatchSynth(batch, compile=use)
+            cb("log", message="forward model: " + ("torch.compile'd" if synth.compiled else
+                                                   "eager" + (" (torch.compile failed)" if use
+                                                              else "")))
+            lat.ensure(todo, synth, [cb])
     typer.echo(f"lattice {lat.key}: {lat.n_stored} of {N_TOTAL} nodes stored in {lat.dir}")
 
 
