@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from engine.io.snr import snr_l2, snr_median, snr_pfsspec
 
@@ -53,3 +54,24 @@ def test_snr_l2():
             for f, e in zip(flux, error)]
     np.testing.assert_allclose(snr_l2(flux, error, noise_level=0.5), want, rtol=1e-12)
     np.testing.assert_allclose(snr_l2(flux[0], error[0]), [want[0] * 0.5], rtol=1e-12)
+
+
+def test_snr_quantiles_one_ordering_equals_np_quantile_per_row():
+    """The builder's one-partition path (all pixels usable) and the sorted path (some
+    unusable) give numpy's 'linear' quantile of each row's usable flux/error exactly."""
+    from engine.io.snr import snr_quantiles
+    rng = np.random.default_rng(4)
+    flux = rng.random((12, 4096)).astype(np.float32)
+    error = (0.05 + 0.1 * rng.random((12, 4096))).astype(np.float32)
+    error[3, :100] = 0.0
+    flux[5, 7] = np.nan
+    error[9] = 0.0
+    q95, q50 = snr_quantiles(flux, error, qs=(0.95, 0.5))
+    ratio = flux.astype(np.float64) / np.where(error > 0, error, 1.0).astype(np.float64)
+    for i in range(12):
+        ok = np.isfinite(ratio[i]) & (error[i] > 0)
+        if not ok.any():
+            assert np.isnan(q95[i]) and np.isnan(q50[i])
+            continue
+        assert q95[i] == pytest.approx(np.quantile(ratio[i][ok], 0.95), rel=1e-15)
+        assert q50[i] == pytest.approx(np.median(ratio[i][ok]), rel=1e-15)

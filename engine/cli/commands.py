@@ -12,6 +12,7 @@ from collections.abc import Iterable
 MODULES = (
     "engine.cli.data_generate",
     "engine.cli.data_inspect",
+    "engine.cli.data_lattice",
     "engine.cli.run",
     "engine.cli.results",
     "engine.cli.analysis",

@@ -10,7 +10,11 @@ is written to `dataset.h5.partial` with checkpoints (engine.io.shard_writer), ve
 and only then renamed to `dataset.h5`; a resume re-verifies every shard it skips and
 continues a partial shard from its last checkpoint; `.building.json` marks an unfinished
 build and the manifest `dataset.json` is written (atomically) only when every shard is
-in place. A full disk is one DataError, with the temporary files removed."""
+in place. A full disk is one DataError, with the temporary files removed.
+
+A snapped v2 build (`--physics lte`, `bosz-1m`) first synthesises every node its shards
+need into the workspace's persistent node lattice (engine.generator.lte.node_store, its
+own progress in nodes) and then interpolates its rows from it (lte.lattice)."""
 
 from __future__ import annotations
 
@@ -52,6 +56,7 @@ class BuildConfig:
     keep_free: int = 0           # bytes the build must leave free on the disk
     checkpoint_rows: int = 4096  # rows between checkpoints inside a shard (resume unit)
     physics: str = "me"          # "me" (v1, default) | "lte" (v2): engine.generator.physics
+    lattice_root: Path | None = None  # persistent node lattice (lte + snap); None: in memory
 
     @property
     def version(self) -> str:
@@ -89,9 +94,10 @@ def build_dataset(preset: str | Preset = "default", *, out: str | Path | None = 
         p = with_train_size(p, int(size))
     ds_name = name or p.name
     root = Path(out) if out is not None else datasets_dir(ws_root(workspace)) / ds_name
+    from engine.generator.lte.node_store import lattice_root
     cfg = BuildConfig(p, root, int(seed), ds_name, crlb, compile, int(batch),
                       noise or NoiseConfig(), int(keep_free), int(checkpoint_rows),
-                      check_physics(physics))
+                      check_physics(physics), lattice_root(workspace))
     return Builder(cfg).run(callbacks)
 
 
@@ -163,6 +169,8 @@ class Builder:
                 if is_disk_full(exc):
                     raise disk_full_error(self.root, what="starting the build") from None
                 raise
+        if todo and self._uses_lattice():
+            self._prepare_lattice(todo, callbacks)
         units = sum(s.rows * (2 if (s.crlb and self.cfg.crlb) else 1) for s in todo)
         emit(callbacks, "start", total=units, unit="spectra", what=f"generate {self.cfg.name}")
         state = {"done": 0, "total": units, "t0": time.time()}
@@ -233,14 +241,35 @@ class Builder:
         """The float arrays a shard writes (the mask exists but is never written)."""
         return ("flux", "error") + (("noisy",) if spec.noisy else ())
 
-    def _synthesiser(self, rows_todo: int):
+    def _uses_lattice(self) -> bool:
+        return self.cfg.physics == "lte" and self.cfg.preset.snap
+
+    def _prepare_lattice(self, todo: list[ShardSpec], callbacks) -> None:
+        """Synthesise every node the shards still to build need, before any row is
+        written (its own progress bar in nodes; the workspace's lattice keeps them for
+        every later build). θ per shard is the shard RNG's first draw, as in _build_shard."""
+        theta = np.concatenate([sample_labels(shard_rng(self.cfg.seed, s.name), s.rows,
+                                              snap=True)[0] for s in todo])
+        synth = self._synthesiser(sum(s.rows for s in self.cfg.preset.shards), callbacks)
+        synth.prepare(theta, callbacks)
+
+    def _synthesiser(self, rows_todo: int, callbacks=None):
         if self._synth is None:
             from engine.generator.physics import synth_module
             use = self.cfg.compile == "on" or (self.cfg.compile == "auto" and rows_todo >= 20000)
-            self._synth = synth_module(self.cfg.physics).BatchSynth(self.cfg.batch, compile=use)
-            if self.cfg.physics == "lte" and self.cfg.preset.snap:  # node lattice + spline
+            def make():
+                synth = synth_module(self.cfg.physics).BatchSynth(self.cfg.batch, compile=use)
+                emit(callbacks, "log", message=f"forward model ({self.cfg.physics}): "
+                     + ("torch.compile'd" if synth.compiled else "eager" + (
+                        " (torch.compile failed; same numbers, slower)" if use else "")))
+                return synth
+            if self._uses_lattice():  # node lattice + spline (engine.generator.lte.lattice)
                 from engine.generator.lte.lattice import LatticeSynth
-                self._synth = LatticeSynth(self._synth)
+                from engine.generator.lte.node_store import NodeLattice
+                self._synth = LatticeSynth(_LazySynth(make, self.cfg.batch),
+                                           NodeLattice(self.cfg.lattice_root, callbacks=callbacks))
+            else:
+                self._synth = make()
         return self._synth
 
     def _build_shard_safely(self, spec: ShardSpec, callbacks, state) -> None:
@@ -294,7 +323,7 @@ class Builder:
                 emit(callbacks, "log", message=f"resume {spec.name} at row {first} of {n}")
                 self._reload(w, first, snr, errors)
             state["total"] -= first  # rows already on disk (the CRLB pass is redone)
-            synth = self._synthesiser(sum(s.rows for s in self.cfg.preset.shards))
+            synth = self._synthesiser(sum(s.rows for s in self.cfg.preset.shards), callbacks)
             since = 0
             for s in range(first, n, self.cfg.batch):
                 e = min(n, s + self.cfg.batch)
@@ -361,6 +390,19 @@ class Builder:
         return out
 
 
+class _LazySynth:
+    """A BatchSynth made on first use: a build whose nodes are all in the lattice never
+    pays for the model (nor its torch.compile)."""
+
+    def __init__(self, make, batch: int) -> None:
+        self.make, self.batch, self._synth = make, batch, None
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        if self._synth is None:
+            self._synth = self.make()
+        return self._synth(theta)
+
+
 def _tick(callbacks, state, n, what) -> None:
     state["done"] += n
     dt = max(time.time() - state["t0"], 1e-9)
@@ -369,8 +411,8 @@ def _tick(callbacks, state, n, what) -> None:
 
 
 def _snrs(flux: np.ndarray, err: np.ndarray) -> np.ndarray:
-    from engine.io.snr import snr_l2, snr_median, snr_pfsspec
-    return np.stack([snr_pfsspec(flux, err), snr_median(flux, err), snr_l2(flux, err)])
+    from engine.io.snr import snr_l2, snr_quantiles
+    return np.stack([*snr_quantiles(flux, err, qs=(0.95, 0.5)), snr_l2(flux, err)])
 
 
 def _frozen_noisy(flux, err, shard: str, start: int) -> np.ndarray:

@@ -10,18 +10,21 @@ pfsspec interpolates along one axis with a spline; it acts on the normalised nod
 then the result is renormalised to median 0.5 (interpolation commutes with LSF and rebin,
 not with the median, hence the renormalisation). Rows whose labels all sit on nodes are
 the node spectra themselves. The CRLB columns are still computed from the exact model at
-θ (fisher.py), not from the interpolant."""
+θ (fisher.py), not from the interpolant.
+
+The node spectra live in a `node_store.NodeLattice` (persistent under
+`<workspace>/cache/lattice/<key>/` when the builder passes one, in memory otherwise), all in
+one (n_nodes, 4096) float32 array; a call plans every row at once (numpy) and interpolates
+blocks of rows with one gather and one einsum, so interpolation costs microseconds per row."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine.generator.priors import BOX, GRID_STEP
-from engine.generator.lte.synth import PARAMS
+from engine.generator.lte.node_store import LO, N_NODES, STEP, NodeLattice, flat_index
 
-LO = np.array([BOX[p][0] for p in PARAMS])
-STEP = np.array([GRID_STEP[p] for p in PARAMS])
-N_NODES = np.round((np.array([BOX[p][1] for p in PARAMS]) - LO) / STEP).astype(int) + 1
+BLOCK_ROWS = 512          # rows per gather/einsum block: (512, 4, 4096) float32 = 32 MB
+_N = np.array(N_NODES)
 
 
 def node_index(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -36,56 +39,67 @@ def catmull_rom(t: np.ndarray) -> np.ndarray:
     return 0.5 * np.stack([-t3 + 2 * t2 - t, 3 * t3 - 5 * t2 + 2, -3 * t3 + 4 * t2 + t, t3 - t2], 1)
 
 
+def plan(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row the flat numbers (n, 4) of the four nodes along its free axis (clipped at
+    the box edges) and their Catmull–Rom weights (n, 4); an on-node row gets its own node
+    with weight 1 in the second slot."""
+    u, on = node_index(theta)
+    n = len(u)
+    off = ~on
+    if (off.sum(1) > 1).any():
+        raise ValueError("LatticeSynth needs draws with at most one off-node label "
+                         "(priors.sample_labels(snap=True))")
+    if ((u < -1e-6) | (u > _N - 1 + 1e-6)).any():
+        raise ValueError("LatticeSynth: θ outside the prior box (engine.generator.priors.BOX)")
+    has_free = off.any(1)
+    free = np.where(has_free, np.argmax(off, 1), 0)
+    base = np.clip(np.round(u).astype(np.int64), 0, _N - 1)
+    r = np.arange(n)
+    uf = u[r, free]
+    i0 = np.where(has_free, np.floor(uf), base[r, free]).astype(np.int64)
+    t = np.where(has_free, uf - i0, 0.0)
+    weights = np.where(has_free[:, None], catmull_rom(t), np.array([0.0, 1.0, 0.0, 0.0]))
+    keys = np.repeat(base[:, None, :], 4, 1)                          # (n, 4, 5)
+    along = np.clip(i0[:, None] + np.arange(-1, 3)[None, :], 0, _N[free][:, None] - 1)
+    keys[r[:, None], np.arange(4)[None, :], free[:, None]] = along
+    return flat_index(keys), weights
+
+
+def interpolate(flux: np.ndarray, rows: np.ndarray, weights: np.ndarray,
+                block: int = BLOCK_ROWS) -> np.ndarray:
+    """Σ_k w_k · flux[rows_k] in float64 per row, renormalised to median 0.5; float32 out.
+    Blocks of rows keep the gathered (block, 4, n_pix) array small."""
+    out = np.empty((len(rows), flux.shape[1]), np.float32)
+    for s in range(0, len(rows), block):
+        f = np.einsum("bk,bkp->bp", weights[s:s + block],
+                      flux[rows[s:s + block]].astype(np.float64))
+        out[s:s + block] = f * (0.5 / np.median(f, axis=1))[:, None]
+    return out
+
+
 class LatticeSynth:
-    """Same call as BatchSynth (θ (N, 5) → float32 flux (N, 4096)) for snapped draws, with
-    an in-memory node cache shared by every call of one build."""
+    """Same call as BatchSynth (θ (N, 5) → float32 flux (N, 4096)) for snapped draws.
+    `lattice`: a NodeLattice (the builder passes the workspace's persistent one); default
+    an in-memory lattice for this object's lifetime."""
 
-    def __init__(self, synth) -> None:
+    def __init__(self, synth, lattice: NodeLattice | None = None) -> None:
         self.synth = synth
-        self.cache: dict[tuple[int, ...], np.ndarray] = {}
-        self.nodes_synthesised = 0
+        self.lattice = lattice if lattice is not None else NodeLattice(None)
 
-    def _nodes(self, keys: list[tuple[int, ...]]) -> None:
-        todo = sorted({k for k in keys if k not in self.cache})
-        if not todo:
-            return
-        theta = LO + STEP * np.array(todo, np.float64)
-        flux = self.synth(theta)
-        for k, f in zip(todo, flux):
-            self.cache[k] = f
-        self.nodes_synthesised += len(todo)
+    @property
+    def nodes_synthesised(self) -> int:
+        return self.lattice.synthesised
 
     def plan(self, theta: np.ndarray):
-        """Per row: the four node keys along the free axis and their weights."""
-        u, on = node_index(theta)
-        n = len(u)
-        if ((~on).sum(1) > 1).any():
-            raise ValueError("LatticeSynth needs draws with at most one off-node label "
-                             "(priors.sample_labels(snap=True))")
-        free = np.where((~on).any(1), np.argmax(~on, 1), 0)
-        base = np.round(u).astype(int)
-        i0 = np.floor(u[np.arange(n), free]).astype(int)
-        t = u[np.arange(n), free] - i0
-        weights = np.where((~on).any(1)[:, None], catmull_rom(t), np.array([0.0, 1.0, 0.0, 0.0]))
-        keys = []
-        for r in range(n):
-            row = []
-            for _j, off in enumerate((-1, 0, 1, 2)):
-                k = base[r].copy()
-                k[free[r]] = int(np.clip(i0[r] + off, 0, N_NODES[free[r]] - 1))
-                row.append(tuple(int(x) for x in k))
-            keys.append(row)
-        return keys, weights
+        return plan(theta)
+
+    def prepare(self, theta: np.ndarray, callbacks=None) -> int:
+        """Synthesise (and store) every node the rows θ need, with progress events; the
+        builder calls it once for a whole build before writing any row."""
+        keys, _ = plan(theta)
+        return self.lattice.ensure(keys, self.synth, callbacks)
 
     def __call__(self, theta: np.ndarray) -> np.ndarray:
-        keys, w = self.plan(theta)
-        self._nodes([k for row in keys for k in row])
-        out = np.empty((len(keys), self.synth_pixels()), np.float32)
-        for r, row in enumerate(keys):
-            f = sum(w[r, j] * self.cache[k].astype(np.float64) for j, k in enumerate(row))
-            out[r] = f * (0.5 / np.median(f))
-        return out
-
-    def synth_pixels(self) -> int:
-        from engine.generator.lte import grids
-        return grids.N_PIXELS
+        keys, w = plan(theta)
+        self.lattice.ensure(keys, self.synth)
+        return interpolate(self.lattice.flux, self.lattice.rows(keys), w)
