@@ -35,7 +35,7 @@ from engine.generator.molecules import Molecules
 from engine.generator.lte.opacity import CHI_H, continuum
 from engine.generator.profiles import LineProfile, bucket_opacity
 from engine.generator.lte.species import load_partition_table
-from engine.generator.lte.transfer import emergent_flux, optical_depth
+from engine.generator.lte.transfer import FormalSolution, emergent_flux, optical_depth, planck
 
 C2 = 1.4387769e8                                   # hc/k in Å·K
 CORE_HALF_A = 0.6          # Voigt cores on the fine grid within ±0.6 Å of each line
@@ -179,9 +179,11 @@ class ForwardModel(torch.nn.Module):
                   ) -> torch.Tensor:
         """Emergent F_λ on the fine grid (arbitrary units), × molecular bands, (B, N_fine)."""
         chi, s = self.opacity(theta, lines)
-        x = C2 / (self.fine_wave[None, None, :] * s.t[..., None])
-        source = self.planck_scale / torch.expm1(x)
-        flux = emergent_flux(optical_depth(chi, s.rhox), source)
+        tau = optical_depth(chi, s.rhox)
+        if self.analytic_jvp:
+            flux = FormalSolution.apply(tau, s.t, self.fine_wave, self.planck_scale)
+        else:
+            flux = emergent_flux(tau, planck(self.fine_wave, self.planck_scale, s.t))
         return flux * torch.exp(-self.molecules(theta)) if molecules else flux
 
     def residual(self, theta: torch.Tensor) -> torch.Tensor:
