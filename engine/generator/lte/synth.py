@@ -43,6 +43,12 @@ WING_MAX_A = 60.0          # Lorentzian wings out to ±60 Å
 CONT_PER_COARSE = 80       # continuum opacity grid: every 80th coarse point (9.6 Å)
 SUB_BATCH = 8              # stars per internal chunk: bounds memory (B·D·N_fine tensors)
 LN10 = math.log(10.0)
+# dtype of the Fisher model's forward pass and jacfwd (physics.fisher_model); the Fisher
+# sum Jᵀ Σ⁻¹ J and its inverse stay float64 (fisher.py). Why float32: it halves the memory
+# traffic of the (5 tangents × B × D × N_fine) passes that dominate the CRLB (≈2× faster on
+# CPU) and changes σ_CRLB(log g) by < 1e-4 relative against the float64 Jacobian
+# (tests/test_lte_speed.py; bench/gen_v2_speed.py measures it on 32 stars).
+JACOBIAN_DTYPE = torch.float32
 
 
 class ForwardModel(torch.nn.Module):
@@ -78,6 +84,7 @@ class ForwardModel(torch.nn.Module):
         self._core(lines, fine)
         self._wings(lines, coarse)
         self.paschen = Paschen(coarse)
+        self.paschen.analytic_jvp = analytic_jvp
         self.molecules = Molecules(fine)
         self.lsf = LsfRebin(fwhm, grids)
         self.to(dtype)
