@@ -186,11 +186,11 @@ class ForwardModel(torch.nn.Module):
                   ) -> torch.Tensor:
         """Emergent F_λ on the fine grid (arbitrary units), × molecular bands, (B, N_fine)."""
         chi, s = self.opacity(theta, lines)
-        tau = optical_depth(chi, s.rhox)
         if self.analytic_jvp:
-            flux = FormalSolution.apply(tau, s.t, self.fine_wave, self.planck_scale)
+            flux = FormalSolution.apply(chi, s.rhox, s.t, self.fine_wave, self.planck_scale)
         else:
-            flux = emergent_flux(tau, planck(self.fine_wave, self.planck_scale, s.t))
+            flux = emergent_flux(optical_depth(chi, s.rhox),
+                                 planck(self.fine_wave, self.planck_scale, s.t))
         return flux * torch.exp(-self.molecules(theta)) if molecules else flux
 
     def residual(self, theta: torch.Tensor) -> torch.Tensor:

@@ -20,10 +20,11 @@ and a third of the elementwise passes over the (B, D, N) arrays (the cost of the
 Flux F = 2π ∫ I μ dμ by Gauss–Legendre quadrature in μ on [0, 1] (3 points by default;
 the factor π is dropped, as the spectra are normalised).
 
-`FormalSolution` is the same computation as a torch.autograd.Function with an analytic
-forward-mode rule, taking T (B, D) instead of S: `jacfwd` through the plain code carries
-five tangents through every elementwise pass; the rule forms ∂F/∂τ and ∂F/∂T once and
-contracts them with the tangents (docs/generator-v2.md, Speed)."""
+`FormalSolution` is optical depth + Planck source + formal solution as one
+torch.autograd.Function with an analytic forward-mode rule, taking χ (B, D, N), RHOX and
+T (B, D): `jacfwd` through the plain code carries five tangents through every elementwise
+pass; the rule forms ∂F/∂χ, ∂F/∂RHOX and ∂F/∂T once and contracts them with the tangents
+(docs/generator-v2.md, Speed)."""
 
 from __future__ import annotations
 
@@ -132,28 +133,48 @@ def flux_partials(tau: torch.Tensor, t: torch.Tensor, wave: torch.Tensor, scale:
     return g_tau, g_t
 
 
+def depth_partials(chi: torch.Tensor, rhox: torch.Tensor, g_tau: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pull ∂F/∂τ (B, D, N) back through `optical_depth`: (∂F/∂χ (B, D, N), ∂F/∂RHOX
+    (B, D, N)). τ_d = y_0 + Σ_{k<d} (y_k + y_{k+1}) h_k with y = χ·RHOX, h_k = ½Δln RHOX_k,
+    so with R_j = Σ_{d≥j} ∂F/∂τ_d: ∂F/∂y_j = [j=0] R_0 + h_j R_{j+1} + h_{j−1} R_j."""
+    pad = torch.nn.functional.pad
+    y = chi * rhox[..., None]
+    h = 0.5 * torch.diff(torch.log(rhox), dim=1)[..., None]            # (B, D-1, 1)
+    rc = torch.flip(torch.cumsum(torch.flip(g_tau, (1,)), 1), (1,))   # R_j
+    g_y = pad(h * rc[:, 1:], (0, 0, 0, 1)) + pad(h * rc[:, 1:], (0, 0, 1, 0))
+    g_y[:, 0] += rc[:, 0]
+    g_h = (y[:, 1:] + y[:, :-1]) * rc[:, 1:]                          # ∂F/∂h_k
+    g_rhox = g_y * chi + 0.5 * (pad(g_h, (0, 0, 1, 0)) - pad(g_h, (0, 0, 0, 1))) / rhox[..., None]
+    return g_y * rhox[..., None], g_rhox
+
+
 class FormalSolution(torch.autograd.Function):
-    """`emergent_flux(tau, planck(wave, scale, t))` with an analytic forward-mode rule
-    (jvp only): the tangent of F is Σ_d ∂F/∂τ_d·τ̇_d + ∂F/∂T_d·Ṫ_d, the partials computed
-    once from the primal instead of carrying five tangents through every pass."""
+    """`emergent_flux(optical_depth(chi, rhox), planck(wave, scale, t))` with an analytic
+    forward-mode rule (jvp only): the tangent of F is Σ_d ∂F/∂χ_d·χ̇_d + ∂F/∂RHOX_d·RHOẊ_d
+    + ∂F/∂T_d·Ṫ_d, the partials computed once from the primal instead of carrying five
+    tangents through every pass of the optical depth and the formal solution."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(tau, t, wave, scale):
-        return emergent_flux(tau, planck(wave, scale, t))
+    def forward(chi, rhox, t, wave, scale):
+        return emergent_flux(optical_depth(chi, rhox), planck(wave, scale, t))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        tau, t, wave, scale = inputs
-        ctx.save_for_forward(tau, t, wave, scale)
+        ctx.save_for_forward(*inputs)
 
     @staticmethod
-    def jvp(ctx, t_tau, t_t, _t_wave, _t_scale):
-        tau, t, wave, scale = ctx.saved_tensors
-        g_tau, g_t = flux_partials(tau, t, wave, scale)
-        out = (g_tau * t_tau).sum(1)
-        return out if t_t is None else out + (g_t * t_t[..., None]).sum(1)
+    def jvp(ctx, t_chi, t_rhox, t_t, _t_wave, _t_scale):
+        chi, rhox, t, wave, scale = ctx.saved_tensors
+        g_tau, g_t = flux_partials(optical_depth(chi, rhox), t, wave, scale)
+        g_chi, g_rhox = depth_partials(chi, rhox, g_tau)
+        out = (g_chi * t_chi).sum(1)
+        for g, tan in ((g_rhox, t_rhox), (g_t, t_t)):
+            if tan is not None:         # (B, D, N)·(B, D) → (B, N): a batched matmul
+                out = out + torch.einsum("bdn,bd->bn", g, tan)
+        return out
 
     @staticmethod
     def backward(ctx, *grads):
