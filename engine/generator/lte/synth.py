@@ -35,7 +35,8 @@ from engine.generator.molecules import Molecules
 from engine.generator.lte.opacity import CHI_H, continuum
 from engine.generator.profiles import LineProfile, bucket_opacity
 from engine.generator.lte.species import load_partition_table
-from engine.generator.lte.transfer import FormalSolution, emergent_flux, optical_depth, planck
+from engine.generator.lte.transfer import (emergent_flux, formal_solution_jvp, optical_depth,
+                                           planck)
 
 C2 = 1.4387769e8                                   # hc/k in Å·K
 CORE_HALF_A = 0.6          # Voigt cores on the fine grid within ±0.6 Å of each line
@@ -187,7 +188,7 @@ class ForwardModel(torch.nn.Module):
         """Emergent F_λ on the fine grid (arbitrary units), × molecular bands, (B, N_fine)."""
         chi, s = self.opacity(theta, lines)
         if self.analytic_jvp:
-            flux = FormalSolution.apply(chi, s.rhox, s.t, self.fine_wave, self.planck_scale)
+            flux = formal_solution_jvp(chi, s.rhox, s.t, self.fine_wave, self.planck_scale)
         else:
             flux = emergent_flux(optical_depth(chi, s.rhox),
                                  planck(self.fine_wave, self.planck_scale, s.t))

@@ -33,7 +33,7 @@ import torch
 
 N_MU = 3
 C2 = 1.4387769e8          # hc/k in Å·K
-PHI_SERIES_X = 0.05       # below: φ'(x) by its series (the closed form cancels)
+PHI_SERIES_X = 0.01       # below: φ'(x) by its series (the closed form cancels)
 
 
 def gauss_mu(n: int = N_MU) -> tuple[np.ndarray, np.ndarray]:
@@ -79,20 +79,19 @@ def emergent_flux(tau: torch.Tensor, source: torch.Tensor, n_mu: int = N_MU) -> 
 
 
 def _phi_and_slope(xn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(φ(x), φ'(x)) for xn = −x < 0: φ' = (e^{−x} − φ)/x, its series where x is small."""
+    """(φ(x), φ'(x)) for xn = −x < 0: φ' = (e^{−x} − φ)/x, its series −½ + x/3 − x²/8
+    where x < PHI_SERIES_X (there the closed form cancels; the series' error x³/30 is
+    < 1e-7 of φ')."""
     phi = torch.expm1(xn) / xn
-    x = -xn
-    small = x < PHI_SERIES_X
-    xs = torch.where(small, torch.ones_like(x), x)
-    series = -0.5 + x * (1.0 / 3.0 - x * (0.125 - x * (1.0 / 30.0 - x / 144.0)))
-    dphi = torch.where(small, series, (torch.exp(xn) - phi) / xs)
-    return phi, dphi
+    series = (xn * 0.125 - 1.0 / 3.0) * xn - 0.5
+    return phi, torch.where(xn > -PHI_SERIES_X, series, (phi - torch.exp(xn)) / xn)
 
 
 def flux_partials(tau: torch.Tensor, t: torch.Tensor, wave: torch.Tensor, scale: torch.Tensor,
-                  n_mu: int = N_MU) -> tuple[torch.Tensor, torch.Tensor]:
-    """(∂F/∂τ (B, D, N), ∂F/∂T (B, D, N)) of `emergent_flux(tau, planck(wave, scale, t))`
-    (differentiating I(μ) = S_0 + Σ ΔS_d P_d + μ e_D s_D, P_d = e_d φ(x_d), term by term)."""
+                  n_mu: int = N_MU) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(F (B, N), ∂F/∂τ (B, D, N), ∂F/∂T (B, D, N)) of
+    `emergent_flux(tau, planck(wave, scale, t))` (differentiating I(μ) = S_0 + Σ ΔS_d P_d
+    + μ e_D s_D, P_d = e_d φ(x_d), term by term)."""
     mus, ws = gauss_mu(n_mu)
     xw = C2 / (wave * t[..., None])
     em1 = torch.expm1(xw)
@@ -130,7 +129,8 @@ def flux_partials(tau: torch.Tensor, t: torch.Tensor, wave: torch.Tensor, scale:
     g_tau[:, -3] += slope * a1 / delta
     # dS/dT = S · x e^x / expm1(x) / T
     g_t = g_s * source * xw * (1.0 + 1.0 / em1) / t[..., None]
-    return g_tau, g_t
+    flux = source[:, 0] * w_sum + (ds * k).sum(1) + slope * a1
+    return flux, g_tau, g_t
 
 
 def depth_partials(chi: torch.Tensor, rhox: torch.Tensor, g_tau: torch.Tensor
@@ -152,30 +152,39 @@ def depth_partials(chi: torch.Tensor, rhox: torch.Tensor, g_tau: torch.Tensor
 class FormalSolution(torch.autograd.Function):
     """`emergent_flux(optical_depth(chi, rhox), planck(wave, scale, t))` with an analytic
     forward-mode rule (jvp only): the tangent of F is Σ_d ∂F/∂χ_d·χ̇_d + ∂F/∂RHOX_d·RHOẊ_d
-    + ∂F/∂T_d·Ṫ_d, the partials computed once from the primal instead of carrying five
-    tangents through every pass of the optical depth and the formal solution."""
+    + ∂F/∂T_d·Ṫ_d. The forward pass computes F together with the three partials (one set
+    of exponentials; the partials are extra, non-differentiable outputs), the jvp only
+    contracts them with the tangents — instead of carrying five tangents through every
+    pass of the optical depth and the formal solution."""
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(chi, rhox, t, wave, scale):
-        return emergent_flux(optical_depth(chi, rhox), planck(wave, scale, t))
+        flux, g_tau, g_t = flux_partials(optical_depth(chi, rhox), t, wave, scale)
+        g_chi, g_rhox = depth_partials(chi, rhox, g_tau)
+        return flux, g_chi, g_rhox, g_t
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_forward(*inputs)
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.save_for_forward(*output[1:])
 
     @staticmethod
     def jvp(ctx, t_chi, t_rhox, t_t, _t_wave, _t_scale):
-        chi, rhox, t, wave, scale = ctx.saved_tensors
-        g_tau, g_t = flux_partials(optical_depth(chi, rhox), t, wave, scale)
-        g_chi, g_rhox = depth_partials(chi, rhox, g_tau)
+        g_chi, g_rhox, g_t = ctx.saved_tensors
         out = (g_chi * t_chi).sum(1)
         for g, tan in ((g_rhox, t_rhox), (g_t, t_t)):
             if tan is not None:         # (B, D, N)·(B, D) → (B, N): a batched matmul
                 out = out + torch.einsum("bdn,bd->bn", g, tan)
-        return out
+        return out, None, None, None
 
     @staticmethod
     def backward(ctx, *grads):
         raise NotImplementedError("FormalSolution supports forward-mode AD (jacfwd) only")
+
+
+def formal_solution_jvp(chi: torch.Tensor, rhox: torch.Tensor, t: torch.Tensor,
+                        wave: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """F (B, N) through `FormalSolution` (the Fisher model's path)."""
+    return FormalSolution.apply(chi, rhox, t, wave, scale)[0]
