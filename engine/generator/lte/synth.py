@@ -33,10 +33,10 @@ from engine.generator.lte.linelist import LineList, LineStrengths, load_linelist
 from engine.generator.lsf import FWHM_A, LsfRebin
 from engine.generator.molecules import Molecules
 from engine.generator.lte.opacity import CHI_H, continuum
-from engine.generator.profiles import LineProfile, bucket_opacity
+from engine.generator.profiles import bucket_opacity
 from engine.generator.lte.species import load_partition_table
-from engine.generator.lte.transfer import (emergent_flux, formal_solution_jvp, optical_depth,
-                                           planck)
+from engine.generator.lte.fused import coarse_to_fine, line_transfer
+from engine.generator.lte.transfer import emergent_flux, optical_depth, planck
 
 C2 = 1.4387769e8                                   # hc/k in Å·K
 CORE_HALF_A = 0.6          # Voigt cores on the fine grid within ±0.6 Å of each line
@@ -54,8 +54,10 @@ JACOBIAN_DTYPE = torch.float32
 
 class ForwardModel(torch.nn.Module):
     """`model(theta) -> flux (B, 4096)`. Buffers live in `dtype` (float32 for generation,
-    float64 for Fisher); θ is cast to it. `analytic_jvp=True` routes the Voigt cores
-    through `profiles.LineProfile` (same values, cheaper `jacfwd`)."""
+    float64 for Fisher); θ is cast to it. `analytic_jvp=True` routes the line cores,
+    optical depth and formal solution through `fused.LineTransfer` and the Paschen
+    profiles through `hydrogen.PaschenProfile` (same values to rounding, a much cheaper
+    `jacfwd`: forward-mode AD only)."""
 
     def __init__(self, lines: LineList | None = None, *, fwhm: float = FWHM_A,
                  normalise: str = "median", dtype: torch.dtype = torch.float32,
@@ -135,12 +137,7 @@ class ForwardModel(torch.nn.Module):
 
     @staticmethod
     def _coarse_to_fine(c: torch.Tensor) -> torch.Tensor:
-        """Linear interpolation from the coarse grid to the fine grid (fine points sit a
-        quarter of a coarse step either side of each coarse point; edges replicated)."""
-        cp = torch.cat([c[..., :1], c, c[..., -1:]], -1)
-        even = 0.75 * c + 0.25 * cp[..., :-2]
-        odd = 0.75 * c + 0.25 * cp[..., 2:]
-        return torch.stack([even, odd], -1).reshape(*c.shape[:-1], -1)
+        return coarse_to_fine(c)
 
     def _wing_opacity(self, l0, a, dld) -> torch.Tensor:
         amp = l0 * a * dld * dld / math.sqrt(math.pi)                     # (B, D, N)
@@ -152,9 +149,15 @@ class ForwardModel(torch.nn.Module):
         conv = torch.fft.irfft(torch.fft.rfft(comb, dim=-1) * kernel, n=self.n_fft, dim=-1)
         return conv[..., :self.n_coarse]
 
-    def opacity(self, theta: torch.Tensor, lines: bool = True):
-        """(χ per gram (B, D, N_fine), structure) for one chunk of stars; `lines=False`
-        gives the continuum alone (for residual spectra and equivalent widths)."""
+    def opacity_parts(self, theta: torch.Tensor):
+        """(ℓ0, a, Δλ_D (B, D, lines), smooth opacity per gram on the coarse grid
+        (B, D, N_coarse): continuum + Lorentzian far wings + Paschen, structure)."""
+        s, kc, frac_hi, log_u_h, n_hi = self._continuum(theta)
+        l0, a, dld = self.strengths(theta, s, n_hi)
+        smooth = kc + self._wing_opacity(l0, a, dld) + self.paschen(s, frac_hi, log_u_h)
+        return l0, a, dld, smooth, s
+
+    def _continuum(self, theta: torch.Tensor):
         s = self.atmosphere(theta)
         lnt = torch.log(s.t)
         log_u_h = self.strengths_log_u_h(lnt)
@@ -163,17 +166,19 @@ class ForwardModel(torch.nn.Module):
         frac_hi = torch.sigmoid(-log_rh * LN10)                             # n(H I)/n_H
         n_hi = s.n_h * frac_hi
         kc = continuum(self.cont_wave, s.t, s.p_e, n_hi, s.n_e) / s.rho[..., None]
-        kc = self._cont_to_coarse(kc)
+        return s, self._cont_to_coarse(kc), frac_hi, log_u_h, n_hi
+
+    def opacity(self, theta: torch.Tensor, lines: bool = True):
+        """(χ per gram (B, D, N_fine), structure) for one chunk of stars; `lines=False`
+        gives the continuum alone (for residual spectra and equivalent widths)."""
         if not lines:
+            s, kc = self._continuum(theta)[:2]
             return self._coarse_to_fine(kc), s
-        l0, a, dld = self.strengths(theta, s, n_hi)
+        l0, a, dld, smooth, s = self.opacity_parts(theta)
         b, d, n = l0.shape
-        fn = LineProfile.apply if self.analytic_jvp else bucket_opacity
-        core = fn(l0.reshape(b * d, n), a.reshape(b * d, n), dld.reshape(b * d, n),
-                  self.core_dl, self.core_idx, grids.N_FINE + 1)[:, :-1].reshape(b, d, -1)
-        smooth = kc + self._wing_opacity(l0, a, dld) + self.paschen(s, frac_hi, log_u_h)
-        chi = core + self._coarse_to_fine(smooth)
-        return chi, s
+        core = bucket_opacity(l0.reshape(b * d, n), a.reshape(b * d, n), dld.reshape(b * d, n),
+                              self.core_dl, self.core_idx, grids.N_FINE + 1)[:, :-1].reshape(b, d, -1)
+        return core + self._coarse_to_fine(smooth), s
 
     def strengths_log_u_h(self, lnt: torch.Tensor) -> torch.Tensor:
         """log10 U(H I) (Irwin polynomial in ln T)."""
@@ -186,10 +191,12 @@ class ForwardModel(torch.nn.Module):
     def fine_flux(self, theta: torch.Tensor, lines: bool = True, molecules: bool = True
                   ) -> torch.Tensor:
         """Emergent F_λ on the fine grid (arbitrary units), × molecular bands, (B, N_fine)."""
-        chi, s = self.opacity(theta, lines)
-        if self.analytic_jvp:
-            flux = formal_solution_jvp(chi, s.rhox, s.t, self.fine_wave, self.planck_scale)
+        if self.analytic_jvp and lines:
+            l0, a, dld, smooth, s = self.opacity_parts(theta)
+            flux = line_transfer(l0, a, dld, smooth, s.rhox, s.t, self.fine_wave,
+                                 self.planck_scale, self.core_dl, self.core_idx)
         else:
+            chi, s = self.opacity(theta, lines)
             flux = emergent_flux(optical_depth(chi, s.rhox),
                                  planck(self.fine_wave, self.planck_scale, s.t))
         return flux * torch.exp(-self.molecules(theta)) if molecules else flux

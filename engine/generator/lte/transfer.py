@@ -20,11 +20,10 @@ and a third of the elementwise passes over the (B, D, N) arrays (the cost of the
 Flux F = 2π ∫ I μ dμ by Gauss–Legendre quadrature in μ on [0, 1] (3 points by default;
 the factor π is dropped, as the spectra are normalised).
 
-`FormalSolution` is optical depth + Planck source + formal solution as one
-torch.autograd.Function with an analytic forward-mode rule, taking χ (B, D, N), RHOX and
-T (B, D): `jacfwd` through the plain code carries five tangents through every elementwise
-pass; the rule forms ∂F/∂χ, ∂F/∂RHOX and ∂F/∂T once and contracts them with the tangents
-(docs/generator-v2.md, Speed)."""
+`flux_partials` and `depth_partials` give F with its exact partial derivatives with
+respect to τ, T, χ and RHOX: the Fisher model's fused kernel (fused.py) contracts them with
+the tangents instead of carrying five tangents through every pass (docs/generator-v2.md,
+Speed)."""
 
 from __future__ import annotations
 
@@ -147,44 +146,3 @@ def depth_partials(chi: torch.Tensor, rhox: torch.Tensor, g_tau: torch.Tensor
     g_h = (y[:, 1:] + y[:, :-1]) * rc[:, 1:]                          # ∂F/∂h_k
     g_rhox = g_y * chi + 0.5 * (pad(g_h, (0, 0, 1, 0)) - pad(g_h, (0, 0, 0, 1))) / rhox[..., None]
     return g_y * rhox[..., None], g_rhox
-
-
-class FormalSolution(torch.autograd.Function):
-    """`emergent_flux(optical_depth(chi, rhox), planck(wave, scale, t))` with an analytic
-    forward-mode rule (jvp only): the tangent of F is Σ_d ∂F/∂χ_d·χ̇_d + ∂F/∂RHOX_d·RHOẊ_d
-    + ∂F/∂T_d·Ṫ_d. The forward pass computes F together with the three partials (one set
-    of exponentials; the partials are extra, non-differentiable outputs), the jvp only
-    contracts them with the tangents — instead of carrying five tangents through every
-    pass of the optical depth and the formal solution."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(chi, rhox, t, wave, scale):
-        flux, g_tau, g_t = flux_partials(optical_depth(chi, rhox), t, wave, scale)
-        g_chi, g_rhox = depth_partials(chi, rhox, g_tau)
-        return flux, g_chi, g_rhox, g_t
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.mark_non_differentiable(*output[1:])
-        ctx.save_for_forward(*output[1:])
-
-    @staticmethod
-    def jvp(ctx, t_chi, t_rhox, t_t, _t_wave, _t_scale):
-        g_chi, g_rhox, g_t = ctx.saved_tensors
-        out = (g_chi * t_chi).sum(1)
-        for g, tan in ((g_rhox, t_rhox), (g_t, t_t)):
-            if tan is not None:         # (B, D, N)·(B, D) → (B, N): a batched matmul
-                out = out + torch.einsum("bdn,bd->bn", g, tan)
-        return out, None, None, None
-
-    @staticmethod
-    def backward(ctx, *grads):
-        raise NotImplementedError("FormalSolution supports forward-mode AD (jacfwd) only")
-
-
-def formal_solution_jvp(chi: torch.Tensor, rhox: torch.Tensor, t: torch.Tensor,
-                        wave: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """F (B, N) through `FormalSolution` (the Fisher model's path)."""
-    return FormalSolution.apply(chi, rhox, t, wave, scale)[0]
