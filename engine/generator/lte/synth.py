@@ -43,6 +43,9 @@ CORE_HALF_A = 0.6          # Voigt cores on the fine grid within ±0.6 Å of eac
 WING_MAX_A = 60.0          # Lorentzian wings out to ±60 Å
 CONT_PER_COARSE = 80       # continuum opacity grid: every 80th coarse point (9.6 Å)
 SUB_BATCH = 8              # stars per internal chunk: bounds memory (B·D·N_fine tensors)
+# the Fisher model's chunk: its fused kernel (fused.py) forms no (5 tangents, B, D, N_fine)
+# tensor, so 16 stars (build.py's CRLB chunk) fit in ~1 GB and pay less per-op overhead
+JVP_SUB_BATCH = 16
 LN10 = math.log(10.0)
 # dtype of the Fisher model's forward pass and jacfwd (physics.fisher_model); the Fisher
 # sum Jᵀ Σ⁻¹ J and its inverse stay float64 (fisher.py). Why float32: it halves the memory
@@ -208,8 +211,8 @@ class ForwardModel(torch.nn.Module):
 
     def unnormalised(self, theta: torch.Tensor) -> torch.Tensor:
         """F_λ on the 4096 pixels, arbitrary units (B, 4096)."""
-        parts = [self.lsf(self.fine_flux(theta[i:i + SUB_BATCH]))
-                 for i in range(0, theta.shape[0], SUB_BATCH)]
+        sub = JVP_SUB_BATCH if self.analytic_jvp else SUB_BATCH
+        parts = [self.lsf(self.fine_flux(theta[i:i + sub])) for i in range(0, theta.shape[0], sub)]
         return parts[0] if len(parts) == 1 else torch.cat(parts, 0)
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
