@@ -9,7 +9,7 @@ respect to the per-line parameters (η0, a, Δλ_D at every core sample), the sm
 opacity (coarse grid), RHOX and T; the jvp only contracts them with the small tangents
 ((B, D, lines) and (B, D, N_coarse)) — no (5, B, D, N_fine) tensor is ever formed.
 Values are the plain model's (`profiles.bucket_opacity` + `coarse_to_fine` +
-`transfer.emergent_flux`), to rounding; tests/test_lte_speed.py checks the rule against
+`transfer.emergent_flux`), to rounding; tests/test_lte_jacobian.py checks the rule against
 `jacfwd` through the plain code."""
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ LN10 = math.log(10.0)
 # sum Jᵀ Σ⁻¹ J and its inverse stay float64 (fisher.py). Why float32: it halves the memory
 # traffic of the (5 tangents × B × D × N_fine) passes that dominate the CRLB (≈2× faster on
 # CPU) and changes σ_CRLB(log g) by < 1e-4 relative against the float64 Jacobian
-# (tests/test_lte_speed.py; bench/gen_v2_speed.py measures it on 32 stars).
+# (tests/test_lte_jacobian.py; bench/gen_v2_speed.py measures it on 32 stars).
 JACOBIAN_DTYPE = torch.float32
 
 
