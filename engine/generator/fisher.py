@@ -43,7 +43,9 @@ def fisher_model(normalise: str = "smooth") -> ForwardModel:
 
 def jacobian(theta: np.ndarray | torch.Tensor, model: ForwardModel | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(μ (B, K), J (B, K, 5)) in float64, J w.r.t. θ in PARAMS units (T_eff in K).
+    """(μ (B, K), J (B, K, 5)) as float64, J w.r.t. θ in PARAMS units (T_eff in K),
+    computed in the model's dtype (generator v2's Fisher model is float32: see
+    lte/synth.py JACOBIAN_DTYPE).
 
     Rows are independent, so the Jacobian of θ_b + δ ↦ μ_b w.r.t. a shared δ ∈ R⁵ is
     exactly ∂μ_b/∂θ_b: five forward-mode tangents for the whole batch."""
@@ -56,12 +58,13 @@ def jacobian(theta: np.ndarray | torch.Tensor, model: ForwardModel | None = None
         return out, out
 
     jac, mu = torch.func.jacfwd(f, has_aux=True)(zero)
-    return mu, jac
+    return mu.to(torch.float64), jac.to(torch.float64)
 
 
 def fisher_matrix(jac: torch.Tensor, error: torch.Tensor, noise_level: float = 1.0
                   ) -> torch.Tensor:
     """F = Jᵀ Σ⁻¹ J in scaled units (T_eff in kK), (B, 5, 5)."""
+    jac = jac.to(torch.float64)
     js = jac * torch.as_tensor(SCALE, dtype=jac.dtype).reciprocal()
     jw = js / (noise_level * error)[..., None]
     return jw.transpose(1, 2) @ jw

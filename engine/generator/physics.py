@@ -43,8 +43,11 @@ def synth_module(physics: str = DEFAULT_PHYSICS) -> ModuleType:
 
 
 def fisher_model(physics: str = DEFAULT_PHYSICS):
-    """The float64, smooth-normalised forward model the Fisher code differentiates."""
+    """The smooth-normalised forward model the Fisher code differentiates, in the
+    physics' JACOBIAN_DTYPE (float64 unless the synth module says otherwise; the Fisher
+    sum is always float64)."""
     import torch
 
-    return synth_module(physics).ForwardModel(normalise="smooth", dtype=torch.float64,
-                                              analytic_jvp=True)
+    mod = synth_module(physics)
+    return mod.ForwardModel(normalise="smooth", dtype=getattr(mod, "JACOBIAN_DTYPE", torch.float64),
+                            analytic_jvp=True)

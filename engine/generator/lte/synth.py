@@ -33,22 +33,34 @@ from engine.generator.lte.linelist import LineList, LineStrengths, load_linelist
 from engine.generator.lsf import FWHM_A, LsfRebin
 from engine.generator.molecules import Molecules
 from engine.generator.lte.opacity import CHI_H, continuum
-from engine.generator.profiles import LineProfile, bucket_opacity
+from engine.generator.profiles import bucket_opacity
 from engine.generator.lte.species import load_partition_table
-from engine.generator.lte.transfer import emergent_flux, optical_depth
+from engine.generator.lte.fused import coarse_to_fine, line_transfer
+from engine.generator.lte.transfer import emergent_flux, optical_depth, planck
 
 C2 = 1.4387769e8                                   # hc/k in Å·K
 CORE_HALF_A = 0.6          # Voigt cores on the fine grid within ±0.6 Å of each line
 WING_MAX_A = 60.0          # Lorentzian wings out to ±60 Å
 CONT_PER_COARSE = 80       # continuum opacity grid: every 80th coarse point (9.6 Å)
 SUB_BATCH = 8              # stars per internal chunk: bounds memory (B·D·N_fine tensors)
+# the Fisher model's chunk: its fused kernel (fused.py) forms no (5 tangents, B, D, N_fine)
+# tensor, so 16 stars (build.py's CRLB chunk) fit in ~1 GB and pay less per-op overhead
+JVP_SUB_BATCH = 16
 LN10 = math.log(10.0)
+# dtype of the Fisher model's forward pass and jacfwd (physics.fisher_model); the Fisher
+# sum Jᵀ Σ⁻¹ J and its inverse stay float64 (fisher.py). Why float32: it halves the memory
+# traffic of the (5 tangents × B × D × N_fine) passes that dominate the CRLB (≈2× faster on
+# CPU) and changes σ_CRLB(log g) by < 1e-4 relative against the float64 Jacobian
+# (tests/test_lte_jacobian.py; bench/gen_v2_speed.py measures it on 32 stars).
+JACOBIAN_DTYPE = torch.float32
 
 
 class ForwardModel(torch.nn.Module):
     """`model(theta) -> flux (B, 4096)`. Buffers live in `dtype` (float32 for generation,
-    float64 for Fisher); θ is cast to it. `analytic_jvp=True` routes the Voigt cores
-    through `profiles.LineProfile` (same values, cheaper `jacfwd`)."""
+    float64 for Fisher); θ is cast to it. `analytic_jvp=True` routes the line cores,
+    optical depth and formal solution through `fused.LineTransfer` and the Paschen
+    profiles through `hydrogen.PaschenProfile` (same values to rounding, a much cheaper
+    `jacfwd`: forward-mode AD only)."""
 
     def __init__(self, lines: LineList | None = None, *, fwhm: float = FWHM_A,
                  normalise: str = "median", dtype: torch.dtype = torch.float32,
@@ -78,6 +90,7 @@ class ForwardModel(torch.nn.Module):
         self._core(lines, fine)
         self._wings(lines, coarse)
         self.paschen = Paschen(coarse)
+        self.paschen.analytic_jvp = analytic_jvp
         self.molecules = Molecules(fine)
         self.lsf = LsfRebin(fwhm, grids)
         self.to(dtype)
@@ -127,12 +140,7 @@ class ForwardModel(torch.nn.Module):
 
     @staticmethod
     def _coarse_to_fine(c: torch.Tensor) -> torch.Tensor:
-        """Linear interpolation from the coarse grid to the fine grid (fine points sit a
-        quarter of a coarse step either side of each coarse point; edges replicated)."""
-        cp = torch.cat([c[..., :1], c, c[..., -1:]], -1)
-        even = 0.75 * c + 0.25 * cp[..., :-2]
-        odd = 0.75 * c + 0.25 * cp[..., 2:]
-        return torch.stack([even, odd], -1).reshape(*c.shape[:-1], -1)
+        return coarse_to_fine(c)
 
     def _wing_opacity(self, l0, a, dld) -> torch.Tensor:
         amp = l0 * a * dld * dld / math.sqrt(math.pi)                     # (B, D, N)
@@ -144,9 +152,15 @@ class ForwardModel(torch.nn.Module):
         conv = torch.fft.irfft(torch.fft.rfft(comb, dim=-1) * kernel, n=self.n_fft, dim=-1)
         return conv[..., :self.n_coarse]
 
-    def opacity(self, theta: torch.Tensor, lines: bool = True):
-        """(χ per gram (B, D, N_fine), structure) for one chunk of stars; `lines=False`
-        gives the continuum alone (for residual spectra and equivalent widths)."""
+    def opacity_parts(self, theta: torch.Tensor):
+        """(ℓ0, a, Δλ_D (B, D, lines), smooth opacity per gram on the coarse grid
+        (B, D, N_coarse): continuum + Lorentzian far wings + Paschen, structure)."""
+        s, kc, frac_hi, log_u_h, n_hi = self._continuum(theta)
+        l0, a, dld = self.strengths(theta, s, n_hi)
+        smooth = kc + self._wing_opacity(l0, a, dld) + self.paschen(s, frac_hi, log_u_h)
+        return l0, a, dld, smooth, s
+
+    def _continuum(self, theta: torch.Tensor):
         s = self.atmosphere(theta)
         lnt = torch.log(s.t)
         log_u_h = self.strengths_log_u_h(lnt)
@@ -155,17 +169,19 @@ class ForwardModel(torch.nn.Module):
         frac_hi = torch.sigmoid(-log_rh * LN10)                             # n(H I)/n_H
         n_hi = s.n_h * frac_hi
         kc = continuum(self.cont_wave, s.t, s.p_e, n_hi, s.n_e) / s.rho[..., None]
-        kc = self._cont_to_coarse(kc)
+        return s, self._cont_to_coarse(kc), frac_hi, log_u_h, n_hi
+
+    def opacity(self, theta: torch.Tensor, lines: bool = True):
+        """(χ per gram (B, D, N_fine), structure) for one chunk of stars; `lines=False`
+        gives the continuum alone (for residual spectra and equivalent widths)."""
         if not lines:
+            s, kc = self._continuum(theta)[:2]
             return self._coarse_to_fine(kc), s
-        l0, a, dld = self.strengths(theta, s, n_hi)
+        l0, a, dld, smooth, s = self.opacity_parts(theta)
         b, d, n = l0.shape
-        fn = LineProfile.apply if self.analytic_jvp else bucket_opacity
-        core = fn(l0.reshape(b * d, n), a.reshape(b * d, n), dld.reshape(b * d, n),
-                  self.core_dl, self.core_idx, grids.N_FINE + 1)[:, :-1].reshape(b, d, -1)
-        smooth = kc + self._wing_opacity(l0, a, dld) + self.paschen(s, frac_hi, log_u_h)
-        chi = core + self._coarse_to_fine(smooth)
-        return chi, s
+        core = bucket_opacity(l0.reshape(b * d, n), a.reshape(b * d, n), dld.reshape(b * d, n),
+                              self.core_dl, self.core_idx, grids.N_FINE + 1)[:, :-1].reshape(b, d, -1)
+        return core + self._coarse_to_fine(smooth), s
 
     def strengths_log_u_h(self, lnt: torch.Tensor) -> torch.Tensor:
         """log10 U(H I) (Irwin polynomial in ln T)."""
@@ -178,10 +194,14 @@ class ForwardModel(torch.nn.Module):
     def fine_flux(self, theta: torch.Tensor, lines: bool = True, molecules: bool = True
                   ) -> torch.Tensor:
         """Emergent F_λ on the fine grid (arbitrary units), × molecular bands, (B, N_fine)."""
-        chi, s = self.opacity(theta, lines)
-        x = C2 / (self.fine_wave[None, None, :] * s.t[..., None])
-        source = self.planck_scale / torch.expm1(x)
-        flux = emergent_flux(optical_depth(chi, s.rhox), source)
+        if self.analytic_jvp and lines:
+            l0, a, dld, smooth, s = self.opacity_parts(theta)
+            flux = line_transfer(l0, a, dld, smooth, s.rhox, s.t, self.fine_wave,
+                                 self.planck_scale, self.core_dl, self.core_idx)
+        else:
+            chi, s = self.opacity(theta, lines)
+            flux = emergent_flux(optical_depth(chi, s.rhox),
+                                 planck(self.fine_wave, self.planck_scale, s.t))
         return flux * torch.exp(-self.molecules(theta)) if molecules else flux
 
     def residual(self, theta: torch.Tensor) -> torch.Tensor:
@@ -191,8 +211,8 @@ class ForwardModel(torch.nn.Module):
 
     def unnormalised(self, theta: torch.Tensor) -> torch.Tensor:
         """F_λ on the 4096 pixels, arbitrary units (B, 4096)."""
-        parts = [self.lsf(self.fine_flux(theta[i:i + SUB_BATCH]))
-                 for i in range(0, theta.shape[0], SUB_BATCH)]
+        sub = JVP_SUB_BATCH if self.analytic_jvp else SUB_BATCH
+        parts = [self.lsf(self.fine_flux(theta[i:i + sub])) for i in range(0, theta.shape[0], sub)]
         return parts[0] if len(parts) == 1 else torch.cat(parts, 0)
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:

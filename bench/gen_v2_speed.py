@@ -1,0 +1,133 @@
+"""Generator v2 speed work, side by side in one run: the baseline v2 (a git revision,
+default `main`, exported with `git archive` as bench/gen_v1_v2.py does for v1) against this
+worktree, on the same θ and the same per-pixel errors.
+
+Per side (each in its own subprocess, alternating baseline / this tree so machine load
+hits both alike; each figure the best of the repeats): eager synthesis spectra/s, with
+--compile torch.compile'd synthesis spectra/s, and the exact CRLB spectra/s through
+`physics.fisher_model("lte")` in chunks of 16 (as build.py does), as wall-clock rates and
+as CPU seconds per spectrum (process time: less sensitive to other load on a shared box).
+
+Accuracy, from the same runs: max |Δflux| of the float32 normalised spectra, and the max
+relative difference of σ_CRLB(log g) = √crlb_log_g (baseline: its own Fisher model, float64).
+Writes bench/results/gen_v2_speed.json with the 1-minute load average beside it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WORKER = r"""
+import json, sys, time
+import numpy as np, torch
+n, ncrlb, batch, threads, comp, out = (int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]),
+                                       int(sys.argv[4]), sys.argv[5] == "1", sys.argv[6])
+torch.set_num_threads(threads)
+from engine.generator import grids
+from engine.generator.lte.synth import BatchSynth
+from engine.generator.fisher import crlb
+from engine.generator.physics import fisher_model
+from engine.generator.noise import NoiseConfig, draw_k, error_from_flux
+from engine.generator.priors import sample_labels
+rng = np.random.default_rng(0)
+theta, _ = sample_labels(rng, n)
+k = draw_k(rng, n, NoiseConfig())
+def timed(f):
+    c, w = time.process_time(), time.perf_counter()
+    r = f()
+    return r, time.perf_counter() - w, time.process_time() - c
+bs = BatchSynth(batch)
+bs(theta[:batch])
+flux, w, c = timed(lambda: bs(theta))
+res = {"eager_spectra_per_s": n / w, "eager_cpu_s_per_spectrum": c / n}
+err = error_from_flux(flux[:ncrlb].astype(np.float64), grids.wave(), np.full(ncrlb, 21.5), k[:ncrlb])
+model = fisher_model("lte")
+crlb(theta[:1], err[:1], model=model)
+r, w, c = timed(lambda: crlb(theta[:ncrlb], err, chunk=16, model=model))
+res.update(crlb_spectra_per_s=ncrlb / w, crlb_cpu_s_per_spectrum=c / ncrlb,
+           fisher_dtype=str(next(model.buffers()).dtype))
+if comp:
+    t = time.perf_counter(); bc = BatchSynth(batch, compile=True)
+    res["compile_s"] = time.perf_counter() - t
+    res["compiled"] = bc.compiled
+    bc(theta[:batch])
+    _, w, c = timed(lambda: bc(theta))
+    res.update(compiled_spectra_per_s=n / w, compiled_cpu_s_per_spectrum=c / n)
+np.savez(out, flux=flux, sigma=np.sqrt(r.crlb_log_g))
+print(json.dumps(res))
+"""
+
+
+def _export(rev: str, dest: Path) -> None:
+    tar = dest / "tree.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(tar), rev, "engine", "data"],
+                   check=True)
+    with tarfile.open(tar) as t:
+        t.extractall(dest, filter="data")
+
+
+def _run(path: Path, args, out: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(path))
+    proc = subprocess.run([sys.executable, "-c", WORKER, str(args.n), str(args.crlb_n),
+                           str(args.batch), str(args.threads), "1" if args.compile else "0",
+                           str(out)], env=env, cwd=path, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"worker in {path} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--crlb-n", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--baseline", default="main", help="git revision of the baseline v2")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile'd synthesis")
+    args = ap.parse_args()
+    res: dict = {"n": args.n, "crlb_n": args.crlb_n, "batch": args.batch, "threads": args.threads,
+                 "baseline_rev": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short",
+                                                 args.baseline], capture_output=True,
+                                                text=True, check=True).stdout.strip(),
+                 "load_avg_1m_start": os.getloadavg()[0], "baseline": {}, "this": {}}
+    with tempfile.TemporaryDirectory() as d:
+        base = Path(d) / "base"
+        base.mkdir()
+        _export(args.baseline, base)
+        for _ in range(args.repeat):
+            for name, path in (("baseline", base), ("this", ROOT)):
+                r = _run(path, args, Path(d) / f"{name}.npz")
+                for key, v in r.items():
+                    if isinstance(v, (bool, str)):
+                        res[name][key] = v
+                        continue
+                    best = min if key.endswith(("_s", "_per_spectrum")) else max
+                    res[name][key] = best(res[name].get(key, v), v)
+        a, b = np.load(Path(d) / "baseline.npz"), np.load(Path(d) / "this.npz")
+        res["flux_max_abs_diff"] = float(np.abs(a["flux"] - b["flux"]).max())
+        res["sigma_crlb_max_rel_diff"] = float(np.nanmax(np.abs(b["sigma"] / a["sigma"] - 1.0)))
+    res["load_avg_1m_end"] = os.getloadavg()[0]
+    for key in ("eager_spectra_per_s", "compiled_spectra_per_s", "crlb_spectra_per_s"):
+        if key in res["this"] and key in res["baseline"]:
+            res[f"ratio_{key}"] = res["this"][key] / res["baseline"][key]
+    for key in ("eager_cpu_s_per_spectrum", "compiled_cpu_s_per_spectrum", "crlb_cpu_s_per_spectrum"):
+        if key in res["this"] and key in res["baseline"]:
+            res[f"speedup_{key}"] = res["baseline"][key] / res["this"][key]
+    out = ROOT / "bench" / "results" / "gen_v2_speed.json"
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
