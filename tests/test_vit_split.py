@@ -108,3 +108,19 @@ def test_unknown_hyper_parameter_is_a_spec_error():
     with pytest.raises(SpecError, match="hidden_size"):
         ViTAdapter().build({"hidden_size": 3})
     assert list(ViTAdapter.presets) == ["vit-cpu", "vit-paper", "vit-moe-cpu"]
+
+
+def test_per_epoch_validation_uses_the_first_val_rows_of_the_frozen_split(ds, tmp_path):
+    """`val_rows` caps the per-epoch model-selection set (the conformal calibration still
+    uses the whole split): best val R² is the R² on exactly the first val_rows stars."""
+    ad = ViTAdapter()
+    est = ad.train(ad.build(dict(PARAMS, val_rows=12)), _ctx(ds, tmp_path))
+    val = ds.split("val")
+    X, y = val.noisy(1.0)[:12], val.log_g[:12]
+    p = ad.predict(est, PredictContext(split=val, flux=X, noise_level=1.0))
+    r2 = 1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    assert est.best_val_r2_ == pytest.approx(r2, abs=1e-5)
+    full = val.log_g
+    pf = ad.predict(est, PredictContext(split=val, flux=val.noisy(1.0), noise_level=1.0))
+    assert est.best_val_r2_ != pytest.approx(
+        1 - ((full - pf) ** 2).sum() / ((full - full.mean()) ** 2).sum(), abs=1e-5)

@@ -53,7 +53,8 @@ class ViTAdapter:
         return {"n_params": int(est.n_params_), "best_epoch": int(est.best_epoch_),
                 "best_val_r2": float(est.best_val_r2_), "epochs_trained": len(hist),
                 "device": str(est.device_),
-                "samples_per_s": float(hist[-1]["samples_per_s"]) if hist else None}
+                "samples_per_s": float(hist[-1]["samples_per_s"]) if hist else None,
+                "val_seconds_per_epoch": _mean_of(hist, "val_seconds")}
 
     def predict(self, est: Any, ctx: PredictContext) -> np.ndarray:
         """log g (dex); a multi-target model (`targets=log_g,T_eff,...`) gives its log g
@@ -75,6 +76,11 @@ class ViTAdapter:
     def load(self, directory: Path) -> Any:
         from .estimator import SpecViTRegressor
         return SpecViTRegressor.load(directory)
+
+
+def _mean_of(hist: list[dict], key: str) -> float | None:
+    vals = [float(h[key]) for h in hist if key in h]
+    return sum(vals) / len(vals) if vals else None
 
 
 def _logg_column(est: Any) -> int:

@@ -206,6 +206,8 @@ class SpecViT(nn.Module):
         else:
             self.head = nn.Linear(cfg.hidden, n_out)
         self.apply(_init_weights)
+        if cfg.head == "moe":
+            self.head.reset_parameters()    # experts: He init in, zeros out (moe_head.py)
         nn.init.trunc_normal_(self.cls, std=0.02)
         if self.pos is not None:
             nn.init.trunc_normal_(self.pos, std=0.02)

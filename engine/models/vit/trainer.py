@@ -388,7 +388,9 @@ class Trainer:
         train_loss = float(loss_sum) / n_batches if loss_sum is not None else float("nan")
         rec = {"epoch": st.epoch, "train_loss": train_loss, "lr": self.sched.get_last_lr()[0],
                "samples_per_s": n_seen / max(dt, 1e-9)}
+        t_val = time.perf_counter()
         rec.update(self._validate())
+        rec["val_seconds"] = time.perf_counter() - t_val     # what the per-epoch val pass costs
         st.history.append(rec)
         for name in ("train_loss", "lr", "samples_per_s"):
             emit(self.callbacks, "metric", step=st.epoch, name=name, value=rec[name],
