@@ -33,6 +33,7 @@ from engine.errors import DataError
 from engine.events import Callbacks, emit
 from engine.generator.priors import BOX, GRID_STEP
 from engine.generator.synth import PARAMS
+from engine.procs import pid_alive
 
 FORMAT = 1                       # storage format: part of the key
 SEGMENT_NODES = 256              # nodes per segment file (4 MB; ~15 s of compiled synthesis)
@@ -91,16 +92,6 @@ def lattice_root(workspace: str | Path | None = None) -> Path:
 
 def _segment_digest(nodes: np.ndarray, flux: np.ndarray) -> str:
     return hashlib.sha256(nodes.tobytes() + flux.tobytes()).hexdigest()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class NodeLattice:
@@ -180,7 +171,7 @@ class NodeLattice:
                 pid = int(path.name.rsplit(".", 2)[-2].split("-")[0])
             except (ValueError, IndexError):
                 pid = -1
-            if pid != os.getpid() and (pid < 0 or not _pid_alive(pid)):
+            if pid != os.getpid() and (pid < 0 or not pid_alive(pid)):
                 path.unlink(missing_ok=True)
                 emit(callbacks, "log", message=f"lattice: removed {path.name} (left by a "
                      "killed build)")
