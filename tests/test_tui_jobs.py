@@ -134,7 +134,7 @@ async def test_cancel_a_real_job_from_the_jobs_screen(_isolated_workspace):
             "lgbm", "800", preset="lgbm-fast", dataset="fake",
             overrides=("n_estimators=100000", "early_stopping_rounds=100000")))
         await pilot.press("5")
-        await wait_for(pilot, lambda: job.state.done > 0, 120)
+        await wait_for(pilot, lambda: job.state.done > 0, 300)  # a loaded 2-core box
         worker = job.worker_pid()
         assert worker and alive(worker) and os.getpgid(worker) == worker
         await pilot.press("c")
