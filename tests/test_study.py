@@ -33,6 +33,23 @@ def test_plan_caps_sizes_and_builds_a_separate_dataset_for_a_quick_pass():
     assert get_study("demo").capped(30_000).dataset == "default"
 
 
+def test_a_v2_study_has_its_own_dataset_and_folder_and_builds_with_lte():
+    from engine.errors import SpecError
+
+    v2 = get_study("research").with_physics("lte")
+    assert (v2.dataset, v2.folder_name) == ("bosz-1m-lte", "research-lte")
+    steps = plan_steps(v2)
+    assert steps[0].argv == ("data", "generate", "--preset", "bosz-1m", "--name",
+                             "bosz-1m-lte", "--physics", "lte")
+    assert all(s.argv[s.argv.index("--dataset") + 1] == "bosz-1m-lte"
+               for s in steps if "--dataset" in s.argv)
+    quick = v2.capped(100_000)
+    assert (quick.dataset, quick.folder_name) == ("bosz-1m-lte-100k", "research-lte-100k")
+    assert get_study("research").with_physics("me") == get_study("research")
+    with pytest.raises(SpecError):
+        get_study("research").with_physics("nlte")
+
+
 def test_size_arg_round_trips_through_the_cli_parser():
     from engine.io.dataset import parse_size
 

@@ -26,6 +26,9 @@ def study_cmd(
                                "to also run the ViT sizes that wait for a GPU."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and what is "
                                  "already done; run nothing."),
+    physics: str = typer.Option("me", "--physics", help="The generator's physics: me "
+                                "(v1, the default) or lte (v2: its own dataset NAME-lte "
+                                "and study folder)."),
     keep_going: bool = typer.Option(False, "--keep-going", help="Go on after a failed step."),
     report: bool = typer.Option(True, "--report/--no-report", help="Print the report at "
                                 "the end."),
@@ -41,7 +44,8 @@ def study_cmd(
 
     ws = resolve_ws(workspace)
     cfg = get_study(study)
-    cfg = replace(cfg, device=device).capped(parse_size(max_size) if max_size else None)
+    cfg = replace(cfg, device=device).with_physics(physics)
+    cfg = cfg.capped(parse_size(max_size) if max_size else None)
     steps = plan_steps(cfg, gpu=device == "cuda")
     folder = study_folder(ws, cfg.folder_name)
     if dry_run:

@@ -60,12 +60,24 @@ class StudyConfig:
     generate_size: int | None = None
     device: str = "cpu"
     max_size: int | None = None
+    physics: str = "me"             # the generator's physics (engine.generator.physics)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def folder_name(self) -> str:
         """studies/<name>/, or <name>-<cap> for a quick pass on a smaller dataset."""
         return f"{self.name}-{size_arg(self.generate_size)}" if self.generate_size else self.name
+
+    def with_physics(self, physics: str) -> StudyConfig:
+        """The same study on data of another generator physics (`lte` = generator v2): its
+        own dataset (`bosz-1m-lte`) and study folder (`research-lte`), so runs on data of
+        different generator versions never share a study or a dataset name."""
+        from engine.generator.physics import DEFAULT_PHYSICS, check_physics
+
+        if check_physics(physics) == DEFAULT_PHYSICS:
+            return self
+        return replace(self, physics=physics, name=f"{self.name}-{physics}",
+                       dataset=f"{self.dataset}-{physics}")
 
     def capped(self, max_size: int | None) -> StudyConfig:
         if max_size is None:
@@ -142,6 +154,8 @@ def plan_steps(cfg: StudyConfig, *, gpu: bool = False) -> list[Step]:
         gen += ["--size", size_arg(cfg.generate_size)]
     if not cfg.crlb:
         gen += ["--no-crlb"]
+    if cfg.physics != "me":
+        gen += ["--physics", cfg.physics]
     rows = cfg.generate_size or max(cfg.sizes + cfg.vit_sizes)
     steps = [Step("data", f"build dataset {cfg.dataset}", tuple(gen), 4e-3 * rows + 30)]
     grid = ("scaling", *ds, "--test-split", cfg.test_split)
