@@ -144,6 +144,13 @@ def crlb_rate(physics: str, n: int) -> dict:
     return {"spectra": n, "seconds": dt, "rate": n / dt}
 
 
+def _report(res: dict, key: str, out: str) -> None:
+    """Print one phase's figures and write the results so far (a partial file survives a
+    bench killed in a later phase)."""
+    print(key[0], json.dumps(res[key]), flush=True)
+    Path(out).write_text(json.dumps(res, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=20000)
@@ -178,8 +185,7 @@ def main() -> None:
                               "nodes_per_s_steady": nodes["rate"],
                               "node_phase_s": (t_rows0 - t_nodes0) if t_nodes0 else None,
                               "load_1min_before": la}
-    print("A", json.dumps(res["A_lattice_build"]), flush=True)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")  # partial
+    _report(res, "A_lattice_build", args.out)
     # B: lattice in place
     lb = load()
     wall, rec, stages = timed_build(preset, "v2-lattice", ws, "lte", "on", args.batch, "lattice")
@@ -188,16 +194,14 @@ def main() -> None:
                            "nodes_synthesised": sum(1 for _, e, f in rec.events
                                                     if e == "start" and f.get("unit") == "nodes"),
                            "stage_seconds": stages, "load_1min_before": lb}
-    print("B", json.dumps(res["B_v2_lattice"]), flush=True)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")  # partial
+    _report(res, "B_v2_lattice", args.out)
     # C: v1 direct
     lc = load()
     wall, rec, stages = timed_build(preset, "v1-direct", ws, "me", "on", args.batch, "v1 direct")
     res["C_v1_direct"] = {"wall_s": wall, "rows_per_s_end_to_end": args.rows / wall,
                           "rows_per_s_steady": rec.steady_rate("spectra")["rate"],
                           "stage_seconds": stages, "load_1min_before": lc}
-    print("C", json.dumps(res["C_v1_direct"]), flush=True)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")  # partial
+    _report(res, "C_v1_direct", args.out)
     res["ratio_v2_lattice_over_v1_direct_steady"] = (res["B_v2_lattice"]["rows_per_s_steady"]
                                                      / res["C_v1_direct"]["rows_per_s_steady"])
     # D: CRLB
