@@ -4,7 +4,8 @@ test_1k_0 has 1,000 stars: 14-260 per SNR bin, too few to tell a 95 % interval t
 93 % from one that covers 95 %. This script builds (once) an extra test shard with its own
 frozen noise and no CRLB (`test_5k_1`, 5,000 stars, ~5 min on 2 busy cores), then, for each
 run id given, loads the run's checkpoint, predicts that shard, calibrates exactly as the
-runner does (engine.runs.intervals on the dataset's validation split) and scores the
+runner does (engine.runs.intervals: the calibration part of the dataset's validation
+split, the rows that did not choose the model) and scores the
 intervals with engine.eval.uncertainty. Per SNR bin it prints the issue's binomial 95 %
 range and the beta-binomial one that also counts the calibration set's own spread
 (conditional coverage of split conformal ~ Beta(l, n_cal + 1 − l), l = ⌈(n_cal + 1)·α⌉).
@@ -32,7 +33,7 @@ from engine.generator.build import build_dataset  # noqa: E402
 from engine.generator.presets import Preset, ShardSpec  # noqa: E402
 from engine.io.dataset import resolve_dataset  # noqa: E402
 from engine.models.conformal import snr_categories  # noqa: E402
-from engine.runs.intervals import predict_intervals  # noqa: E402
+from engine.runs.intervals import predict_intervals, split_validation  # noqa: E402
 from engine.runs.registry import get_adapter  # noqa: E402
 from engine.runs.runner import predict_split  # noqa: E402
 
@@ -61,6 +62,7 @@ def score_run(ws: Path, run_id: str, val, big) -> list[str]:
     est = ad.load(run / "checkpoints")
     y = big.params["log_g"].to_numpy(np.float64)
     p = predict_split(ad, est, big, 1.0)
+    val = split_validation(val)[1]
     iv, facts = predict_intervals(ad, est, val, big, 1.0, p)
     if iv is None:
         return [f"{run_id}: no intervals ({facts.get('reason')})"]

@@ -145,6 +145,26 @@ def test_noisy_stored_and_cached(ds_root):
         assert ds.split("test").uses_stored_noisy(2.0, None)
 
 
+def test_row_range_is_the_parents_rows_with_the_parents_noise(ds_root):
+    """Split.rows (the validation's selection / calibration parts): same flux, params,
+    stored and seeded noise as the parent's rows, across a shard border and a noise block;
+    its name resolves back to it."""
+    with Dataset(ds_root) as ds:
+        t = ds.train("1000")
+        sub = t.rows(150, 930)                  # crosses 4 shard borders
+        assert sub.n_rows == 780 and sub.name == "train@150-930"
+        np.testing.assert_array_equal(sub.read("flux"), t.read("flux", 150, 930))
+        np.testing.assert_array_equal(sub.log_g, t.log_g[150:930])
+        np.testing.assert_array_equal(sub.noisy(0.7, seed=3), t.noisy(0.7, seed=3)[150:930])
+        again = ds.split(sub.name)
+        np.testing.assert_array_equal(again.read("error"), sub.read("error"))
+        np.testing.assert_array_equal(sub.rows(10, 20).log_g, t.log_g[160:170])
+        test = ds.split("test")
+        np.testing.assert_array_equal(test.rows(5, 25).noisy(), test.noisy()[5:25])
+        with pytest.raises(ValueError, match="empty"):
+            t.rows(50, 50)
+
+
 def test_block_size_is_what_noise_module_says():
     assert BLOCK_ROWS == 1024
 

@@ -175,6 +175,33 @@ def test_run_stores_intervals_and_views(_isolated_workspace):
     assert len(bins) == 9 and bins.n.sum() <= 300
     stored = query_df(ws, "SELECT count(*) AS n FROM predictions WHERE sigma IS NOT NULL")
     assert int(stored.n[0]) == 300
+    # α was chosen on the first half of val_300 and the calibration used the other half
+    import json
+    facts = json.loads((run_dir / "metrics.json").read_text())["uncertainty"]["extra"]
+    assert facts["validation"] == "disjoint" and facts["n_select"] == 150
+    assert facts["n_val"] == 150
+
+
+@pytest.mark.parametrize("n,select,calib,how", [
+    (6000, 1000, 5000, "disjoint"), (2000, 1000, 1000, "disjoint"),
+    (1999, 999, 1000, "disjoint"), (300, 150, 150, "disjoint"), (199, 199, 199, "shared")])
+def test_validation_rows_choose_the_model_and_calibrate_apart(tmp_path, n, select, calib,
+                                                               how):
+    """The rows that choose the model never calibrate it (when the split is big enough)."""
+    from fakes import make_fake_dataset
+    from engine.io.dataset import Dataset
+    from engine.runs.intervals import split_validation
+
+    root = make_fake_dataset(tmp_path / "d", train_shards=(10,), n_val=n, n_test=10,
+                             n_pixels=8)
+    with Dataset(root) as ds:
+        val = ds.split("val")
+        a, b, got = split_validation(val)
+        assert (a.n_rows, b.n_rows, got) == (select, calib, how)
+        if how == "disjoint":
+            ids = np.concatenate([a.log_g, b.log_g])
+            np.testing.assert_array_equal(ids, val.log_g)
+    assert split_validation(None) == (None, None, "none")
 
 
 def test_moe_head_load_balancing_oracle_and_shapes():

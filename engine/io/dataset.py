@@ -139,7 +139,11 @@ class Dataset:
         return [sorted(group, key=lambda s: (_trailing_index(s), s))[0]]
 
     def split(self, name: str) -> Split:
-        """A shard by name, or the train/val/test alias (train = all training rows)."""
+        """A shard by name, or the train/val/test alias (train = all training rows); a
+        row range `<split>@<start>-<stop>` (what `Split.rows` names) is that split's rows."""
+        m = re.fullmatch(r"(.+)@(\d+)-(\d+)", name)
+        if m:
+            return self.split(m.group(1)).rows(int(m.group(2)), int(m.group(3)))
         if name in ("train", "val", "test"):
             shards = self.alias(name)
         else:
@@ -229,11 +233,12 @@ class Split:
     """Rows [0, n_rows) made of consecutive shard segments; reads cross shard borders."""
 
     def __init__(self, dataset: Dataset, name: str, segments: Sequence[_Segment],
-                 stream: str) -> None:
+                 stream: str, row0: int = 0) -> None:
         self.dataset = dataset
         self.name = name
         self.segments = tuple(segments)
         self.stream = stream
+        self.row0 = int(row0)  # this split's first row within its noise stream
         self._offsets = np.cumsum([0] + [s.stop - s.start for s in self.segments])
         self.n_rows = int(self._offsets[-1])
         first = dataset.file(self.segments[0].shard)
@@ -249,6 +254,21 @@ class Split:
     @property
     def shards(self) -> list[str]:
         return [s.shard for s in self.segments]
+
+    def rows(self, start: int, stop: int) -> Split:
+        """Rows [start, stop) as a split of their own (named `<name>@<start>-<stop>`). Its
+        seeded noise is the parent's on the same rows (same stream, offset row0)."""
+        start, stop = max(0, int(start)), min(int(stop), self.n_rows)
+        if not start < stop:
+            raise ValueError(f"empty row range [{start}, {stop}) of {self.name}")
+        segs = []
+        for i, seg in enumerate(self.segments):
+            lo, hi = max(start, self._offsets[i]), min(stop, self._offsets[i + 1])
+            if lo < hi:
+                off = seg.start - int(self._offsets[i])
+                segs.append(_Segment(seg.shard, int(lo + off), int(hi + off)))
+        return Split(self.dataset, f"{self.name}@{start}-{stop}", segs, self.stream,
+                     self.row0 + start)
 
     @property
     def wave(self) -> np.ndarray:
@@ -309,7 +329,8 @@ class Split:
         y = self.log_g
         stream = stream_id(self.stream)
         for s, e, b in self.iter_chunks(("flux", "error"), chunk_rows):
-            x = add_noise(b["flux"], b["error"], noise_level, seed=seed, stream=stream, start=s)
+            x = add_noise(b["flux"], b["error"], noise_level, seed=seed, stream=stream,
+                          start=self.row0 + s)
             yield s, e, x, y[s:e]
 
     def noisy(self, noise_level: float = 1.0, seed: int | None = None) -> np.ndarray:

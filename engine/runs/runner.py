@@ -111,11 +111,19 @@ def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopF
     from engine.io.dataset import resolve_dataset
     from engine.runs.registry import get_adapter
 
+    from engine.runs.intervals import predict_intervals, split_validation
+
     ds = resolve_dataset(spec.dataset_path, workspace_of(run_dir))
     try:
         adapter = get_adapter(spec.model)
-        ctx = TrainContext(train=ds.train(spec.train_size),
-                           val=ds.split(spec.val_split) if spec.val_split else None,
+        select, calib, how = split_validation(ds.split(spec.val_split) if spec.val_split
+                                              else None)
+        split_facts = {"validation": how,
+                       "n_select": 0 if select is None else int(select.n_rows)}
+        if how != "none":
+            log("log", message=f"validation {spec.val_split}: {split_facts['n_select']} rows "
+                               f"choose the model, {calib.n_rows} calibrate ({how})")
+        ctx = TrainContext(train=ds.train(spec.train_size), val=select,
                            noise_level=spec.noise_level, seed=spec.seed,
                            augment_copies=spec.augment_copies or 1, callbacks=(log,),
                            run_dir=run_dir, checkpoint_dir=run_dir / "checkpoints",
@@ -133,9 +141,8 @@ def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopF
         t1 = time.perf_counter()
         y_pred = predict_split(adapter, est, test, spec.noise_level)
         predict_s = time.perf_counter() - t1
-        from engine.runs.intervals import predict_intervals
-        intervals, uq_facts = predict_intervals(adapter, est, ctx.val, test, spec.noise_level,
-                                                y_pred, log)
+        intervals, uq_facts = predict_intervals(adapter, est, calib, test, spec.noise_level,
+                                                y_pred, log, split_facts)
         extra = {"train_seconds": train_s, "predict_seconds": predict_s,
                  "n_train": int(ctx.train.n_rows), "n_test": int(test.n_rows),
                  "peak_rss_mb": peak_rss_mb(),
