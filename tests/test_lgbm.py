@@ -62,6 +62,8 @@ def test_binned_dataset_cache_is_reused(tmp_path):
     stamp = cache.stat().st_mtime_ns
     second = StreamingLGBM(**FAST).fit(X, y, eval_set=(Xv, yv), cache_path=cache)
     assert second.cache_hit_ and cache.stat().st_mtime_ns == stamp
+    assert first.binned_mb_ == second.binned_mb_ == cache.stat().st_size / 2**20
+    assert StreamingLGBM(**FAST).fit(X, y).binned_mb_ is None      # no cache, no size
     # same bins, same seed: the same model
     np.testing.assert_allclose(second.predict(Xv), first.predict(Xv), rtol=0, atol=1e-12)
     assert not list(cache.parent.glob(".*tmp"))

@@ -139,6 +139,10 @@ class StreamingLGBM:
         source = as_source(X, y)
         self.n_features_in_ = int(source.n_features)
         train, self.cache_hit_ = self._train_dataset(source, cache_path, callbacks)
+        # the binned Dataset's size on disk (save_binary), the memory figure to hold the
+        # run's peak RSS against (bench/results/, issue 12); None without a cache path
+        self.binned_mb_ = (Path(cache_path).stat().st_size / 2**20
+                           if cache_path is not None and Path(cache_path).is_file() else None)
         valid_sets, names = [], []
         if eval_set is not None:
             Xv, yv = eval_set

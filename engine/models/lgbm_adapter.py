@@ -82,6 +82,7 @@ class LGBMAdapter:
         """Model facts for metrics.json `extra`."""
         return {"best_iteration": est.best_iteration_, "cache_hit": est.cache_hit_,
                 "stopped": est.stopped_, "workers": int(getattr(est, "workers_", 1)),
+                "binned_mb": getattr(est, "binned_mb_", None),
                 "val_l2_best": min(est.evals_result_.get("l2", [np.nan])),
                 "peak_rss_mb_after_train":
                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
