@@ -5,15 +5,19 @@
 (b) Streaming throughput (rows/s) of the full training path on ≥200k rows of an HDF5
     dataset (read flux + error, seeded noise, float64 SYRK accumulation, solve) vs the GEMM
     floor: the time of X.T @ X in float64 on the same rows (matmuls alone, no I/O).
-    The dataset is written with engine.io's SpectrumWriter into a temp dir and deleted.
+    The dataset is written with engine.io's SpectrumWriter into a temp dir and deleted, or,
+    with --dataset NAME, is that workspace dataset's training split (e.g. the study's
+    bosz-1m at --rows 1000000: real spectra, nothing written).
 
-Writes bench/results/ridge.json.  Usage: python bench/ridge_bench.py [--rows 200000]
+Writes bench/results/ridge.json (ridge_<rows>.json with --dataset; --skip-sklearn leaves
+out (a)).  Usage: python bench/ridge_bench.py [--rows 200000] [--dataset bosz-1m-lte]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -68,15 +72,17 @@ def write_h5(root: Path, n: int, block: int = 8192) -> None:
         wr.set_params(params)
 
 
-def bench_streaming(n: int, chunk_rows: int = 4096) -> dict:
-    from engine.io.dataset import Dataset
+def bench_streaming(n: int, chunk_rows: int = 4096, dataset: str | None = None) -> dict:
+    from engine.io.dataset import Dataset, resolve_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix="ridge_bench_"))
     try:
         t0 = time.perf_counter()
-        write_h5(tmp, n)
+        if dataset is None:
+            write_h5(tmp, n)
         t_write = time.perf_counter() - t0
-        with Dataset(tmp) as ds:
+        ws = os.environ.get("LOGG_WORKSPACE", "workspace")
+        with (resolve_dataset(dataset, ws) if dataset else Dataset(tmp)) as ds:
             train = ds.train(n)
             t0 = time.perf_counter()
             est = StreamingRidge(alpha=1e5, chunk_rows=chunk_rows).fit(
@@ -92,7 +98,8 @@ def bench_streaming(n: int, chunk_rows: int = 4096) -> dict:
                 t_gemm += time.perf_counter() - t1
             t_read = time.perf_counter() - t0 - t_gemm
         assert np.isfinite(est.coef_).all()
-        return {"rows": n, "features": P, "chunk_rows": chunk_rows, "write_s": t_write,
+        return {"rows": n, "features": P, "chunk_rows": chunk_rows, "dataset": dataset,
+                "write_s": t_write,
                 "fit_s": t_fit, "fit_rows_per_s": n / t_fit, "gemm_floor_s": t_gemm,
                 "gemm_floor_rows_per_s": n / t_gemm, "read_convert_s": t_read,
                 "fit_over_gemm_floor": t_fit / t_gemm}
@@ -104,21 +111,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--sk-rows", type=int, default=50_000)
+    ap.add_argument("--dataset", default=None,
+                    help="a workspace dataset whose training split to stream (real data)")
+    ap.add_argument("--skip-sklearn", action="store_true")
     args = ap.parse_args()
-    a = bench_vs_sklearn(args.sk_rows)
-    print(f"(a) {a['rows']}x{P} float32 in memory: sklearn {a['sklearn_s']:.1f} s, "
-          f"ours {a['ours_s']:.1f} s, ratio ours/sklearn {a['time_ratio_ours_over_sklearn']:.2f}, "
-          f"max|Δcoef| {a['max_abs_dcoef']:.2e} (rel {a['max_rel_dcoef']:.2e})", flush=True)
-    b = bench_streaming(args.rows)
+    a = None
+    if not args.skip_sklearn:
+        a = bench_vs_sklearn(args.sk_rows)
+        print(f"(a) {a['rows']}x{P} float32 in memory: sklearn {a['sklearn_s']:.1f} s, ours "
+              f"{a['ours_s']:.1f} s, ratio ours/sklearn {a['time_ratio_ours_over_sklearn']:.2f}, "
+              f"max|Δcoef| {a['max_abs_dcoef']:.2e} (rel {a['max_rel_dcoef']:.2e})", flush=True)
+    b = bench_streaming(args.rows, dataset=args.dataset)
     print(f"(b) {b['rows']}x{P} from HDF5: fit {b['fit_s']:.1f} s = {b['fit_rows_per_s']:.0f} "
           f"rows/s; GEMM floor {b['gemm_floor_s']:.1f} s = {b['gemm_floor_rows_per_s']:.0f} "
           f"rows/s; ratio fit/floor {b['fit_over_gemm_floor']:.2f}", flush=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    import os
-
-    OUT.write_text(json.dumps({"vs_sklearn": a, "streaming": b, "host_cpus": os.cpu_count(),
+    out = OUT if args.dataset is None else OUT.with_name(f"ridge_{args.rows}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"vs_sklearn": a, "streaming": b, "host_cpus": os.cpu_count(),
                                "load_avg_1m_at_end": os.getloadavg()[0]}, indent=2) + "\n")
-    print(f"wrote {OUT}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
