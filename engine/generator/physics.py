@@ -1,6 +1,6 @@
 """Which physics synthesises a dataset: the one-layer Milne–Eddington model (`me`, the
 default, generator version 1.0) or the depth-resolved LTE synthesis over atmosnet model
-atmospheres (`lte`, generator version 2.0, engine/generator/lte/; docs/generator-v2.md).
+atmospheres (`lte`, generator version 2.1, engine/generator/lte/; docs/generator-v2.md).
 
 Why both: v2 carries the research data's gravity information (5-D R²_max 0.99 / 0.89 /
 0.74 / 0.37 at i = 20 / 21.5 / 22 / 22.5 against the research's 0.99 / 0.87 / 0.70 / 0.26;
@@ -18,7 +18,10 @@ from types import ModuleType
 
 from engine.errors import SpecError
 
-PHYSICS = {"me": "1.0", "lte": "2.0"}           # physics → generator version
+PHYSICS = {"me": "1.0", "lte": "2.1"}           # physics → generator version
+# versions an older logg wrote, and their physics (2.0: v2 before the 3000-line list, the
+# 25-layer depth grid, measured Γ_rad and H₂; docs/generator-v2.md, "Line strengths")
+LEGACY_VERSIONS = {"2.0": "lte"}
 DEFAULT_PHYSICS = "me"
 _SYNTH = {"me": "engine.generator.synth", "lte": "engine.generator.lte.synth"}
 
@@ -36,7 +39,8 @@ def generator_version(physics: str = DEFAULT_PHYSICS) -> str:
 
 def physics_of_version(version: str | None) -> str:
     """The physics a dataset's manifest version names (old datasets: `me`)."""
-    return next((p for p, v in PHYSICS.items() if v == version), DEFAULT_PHYSICS)
+    return next((p for p, v in PHYSICS.items() if v == version),
+                LEGACY_VERSIONS.get(version or "", DEFAULT_PHYSICS))
 
 
 def synth_module(physics: str = DEFAULT_PHYSICS) -> ModuleType:

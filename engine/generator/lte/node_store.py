@@ -38,7 +38,7 @@ from engine.procs import pid_alive
 FORMAT = 1                       # storage format: part of the key
 SEGMENT_NODES = 256              # nodes per segment file (4 MB; ~15 s of compiled synthesis)
 DATA = Path(__file__).resolve().parents[3] / "data"
-NODE_DATA_FILES = ("atmosnet_cool.npz", "linelist.csv", "partition_irwin.csv",
+NODE_DATA_FILES = ("atmosnet_cool.npz", "linelist_lte.csv", "partition_irwin.csv",
                    "hydrogen_lines.csv")            # what lte.synth reads (noise data does not count)
 
 LO = np.array([BOX[p][0] for p in PARAMS])

@@ -2,8 +2,8 @@
 (generator v2: depth-resolved LTE synthesis).
 
 θ columns: T_eff [K], log g [dex], [M/H], [α/M], [C/M] (PARAMS). Pipeline:
-atmosnet depth structure T, P_gas, P_e, ρ on 21 layers (atmosphere.py) → H ionisation
-(Saha, Irwin U_H) → continuum opacity per layer on a 9.6 Å grid (opacity.py) → line
+atmosnet depth structure T, P_gas, P_e, ρ on 25 layers (atmosphere.py) → H ionisation
+(Saha, Irwin U_H) and H₂ (dissociation equilibrium) → continuum opacity per layer on a 9.6 Å grid (opacity.py) → line
 opacity per layer: Saha–Boltzmann strengths with Irwin partition functions and ABO/Unsöld
 damping (linelist.py); Voigt cores within ±0.6 Å of every line on the 0.06 Å grid (one
 broadcast Voigt + one `index_add`), Lorentzian far wings (to ±60 Å) as one FFT convolution
@@ -27,7 +27,7 @@ import torch
 from engine.generator.lte import grids
 from engine.generator.synth import BatchSynth as _BatchSynthV1
 from engine.generator.synth import PARAMS, pfsspec_normalise, smooth_median  # noqa: F401
-from engine.generator.lte.atmosphere import SYNTH_ROWS, Atmosphere
+from engine.generator.lte.atmosphere import SYNTH_ROWS, Atmosphere, with_molecular_hydrogen
 from engine.generator.lte.hydrogen import Paschen
 from engine.generator.lte.linelist import LineList, LineStrengths, load_linelist
 from engine.generator.lsf import FWHM_A, LsfRebin
@@ -165,8 +165,8 @@ class ForwardModel(torch.nn.Module):
         lnt = torch.log(s.t)
         log_u_h = self.strengths_log_u_h(lnt)
         log_rh = (-log_u_h + 2.5 * lnt / LN10 - (5040.0 / s.t) * CHI_H - 0.1762
-                  - torch.log10(s.p_e))
-        frac_hi = torch.sigmoid(-log_rh * LN10)                             # n(H I)/n_H
+                  - torch.log10(s.p_e))                                     # log n(H⁺)/n(H I)
+        s, frac_hi = with_molecular_hydrogen(s, log_rh)                     # n(H I)/n_H
         n_hi = s.n_h * frac_hi
         kc = continuum(self.cont_wave, s.t, s.p_e, n_hi, s.n_e) / s.rho[..., None]
         return s, self._cont_to_coarse(kc), frac_hi, log_u_h, n_hi
