@@ -152,5 +152,6 @@ def with_molecular_hydrogen(s: Structure, log_rh: torch.Tensor) -> tuple[Structu
     b = (1.0 + HE_PER_H) * (1.0 + torch.pow(10.0, log_rh))
     a = (1.0 + 2.0 * HE_PER_H) / k_n
     n_hi = 2.0 * n_part / (b + torch.sqrt(b * b + 4.0 * a * n_part))
-    n_h = n_hi * (1.0 + torch.pow(10.0, log_rh)) + 2.0 * n_hi * n_hi / k_n
+    # n(H₂) = n(H I)·(n(H I)/K_n): n(H I)² alone overflows float32 (1e19² in cool dwarfs)
+    n_h = n_hi * (1.0 + torch.pow(10.0, log_rh)) + 2.0 * n_hi * (n_hi / k_n)
     return replace(s, n_h=n_h, rho=n_h * MEAN_MASS_PER_H), n_hi / n_h
