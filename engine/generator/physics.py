@@ -1,6 +1,7 @@
 """Which physics synthesises a dataset: the one-layer Milne–Eddington model (`me`, the
 default, generator version 1.0) or the depth-resolved LTE synthesis over atmosnet model
-atmospheres (`lte`, generator version 2.1, engine/generator/lte/; docs/generator-v2.md).
+atmospheres (`lte`, generator version 2.1, engine/generator/lte/; docs/generator-v2.md;
+2.1 = 2.0 + measured radiative damping, 3000 lines, a 25-layer depth grid and H₂).
 
 Why both: v2 carries the research data's gravity information (5-D R²_max 0.99 / 0.89 /
 0.74 / 0.37 at i = 20 / 21.5 / 22 / 22.5 against the research's 0.99 / 0.87 / 0.70 / 0.26;
