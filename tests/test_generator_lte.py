@@ -52,11 +52,14 @@ def test_gravity_sensitive_neutral_lines_stronger_in_dwarfs(model):
     for d, g in ((0, 1), (2, 3)):
         assert na[d] > 1.3 * na[g]
         assert k1[d] > 1.3 * k1[g]
-    # Mg I 8807 (χ_ion 7.65 eV): a minority species at 4500 K (dwarf stronger, 1.14 vs
-    # 0.79 Å), but mostly neutral in the 3800 K dwarf's line-forming layers, so there the
-    # depth-resolved Saha balance makes it a majority species and the trend reverses
-    # (0.66 vs 0.85 Å) — the one-layer v1 model could not show this
-    assert mg[0] > 1.2 * mg[1]
+    # Mg I 8807 (χ_ion 7.65 eV): a minority species at 4500 K (dwarf stronger, 1.21 vs
+    # 1.02 Å in generator 2.1; 1.14 vs 0.79 in 2.0, whose Γ_rad of 1e8 instead of the
+    # measured 4.9e8 s⁻¹ starved the giant's radiatively damped wings), but mostly neutral
+    # in the 3800 K dwarf's line-forming layers, so there the depth-resolved Saha balance
+    # makes it a majority species and the trend reverses — the one-layer v1 model could
+    # not show this (Turbospectrum agrees at 4000 K: giant − dwarf +0.15 Å, 2.1 +0.20 Å,
+    # bench/results/benchmark_stars_lte.md)
+    assert mg[0] > 1.1 * mg[1]
     assert mg[3] > mg[2]
 
 

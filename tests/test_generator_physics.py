@@ -45,6 +45,7 @@ def test_an_lte_build_is_its_own_dataset(tmp_path):
     b = build_dataset(MINI, out=tmp_path / "lte", compile="off", physics="lte")
     man = json.loads((b / "dataset.json").read_text())
     assert man["generator_version"] == "2.1" and man["generator"]["physics"] == "lte"
+    assert man["generator"]["n_lines"] == 3000          # v2's own line list
     with Dataset(a) as da, Dataset(b) as db:
         assert da.fingerprint() != db.fingerprint()
         fa, fb = da.split("train").read("flux"), db.split("train").read("flux")

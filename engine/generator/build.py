@@ -131,8 +131,11 @@ class Builder:
 
     def _write_manifest(self, done: dict[str, int]) -> None:
         from engine.io.dataset import write_manifest
-        from engine.generator.linelist import load_linelist
         from engine.generator.lsf import FWHM_A
+        if self.cfg.physics == "lte":      # v2 reads its own list (data/linelist_lte.csv)
+            from engine.generator.lte.linelist import load_linelist
+        else:
+            from engine.generator.linelist import load_linelist
         write_manifest(self.root, name=self.cfg.name, preset=self.cfg.preset.name,
                        seed=self.cfg.seed, noise_level=NOISE_LEVEL, shards=done,
                        extra={"generator_version": self.cfg.version, "complete": True,
