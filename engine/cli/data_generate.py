@@ -76,7 +76,8 @@ def parse_bytes(text: str) -> int:
 def calibrate_cmd(
     dataset: str = typer.Argument(..., help="Dataset name under <workspace>/datasets or a folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
-    per_mag_n: int = typer.Option(48, "--per-mag-n", help="Spectra in the fixed-mag batch."),
+    per_mag_n: int = typer.Option(192, "--per-mag-n", help="Prior draws in the fixed-mag batch "
+                                   "(each figure's note gives its median's bootstrap SE)."),
     ridge: bool = typer.Option(True, "--ridge/--no-ridge",
                                help="Fit the Ridge learnability check."),
     ridge_rows: str = typer.Option(None, "--ridge-rows",
