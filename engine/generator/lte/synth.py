@@ -218,6 +218,18 @@ class ForwardModel(torch.nn.Module):
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
         return pfsspec_normalise(self.unnormalised(theta.to(self.dtype)), self.normalise)
 
+    def jacobian(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ (B, 4096), J (B, 4096, 5)) in the model's dtype, in chunks of JVP_SUB_BATCH
+        stars: `lte.jacobian.explicit_jacobian` (the Fisher code's path when
+        `analytic_jvp`; the same numbers as `jacfwd` through this model, faster)."""
+        from engine.generator.lte.jacobian import explicit_jacobian
+
+        parts = [explicit_jacobian(self, theta[i:i + JVP_SUB_BATCH])
+                 for i in range(0, theta.shape[0], JVP_SUB_BATCH)]
+        if len(parts) == 1:
+            return parts[0]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
 
 class BatchSynth(_BatchSynthV1):
     """v1's batching (fixed-size padded batches, optional torch.compile) over v2's model."""

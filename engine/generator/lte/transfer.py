@@ -87,10 +87,12 @@ def _phi_and_slope(xn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def flux_partials(tau: torch.Tensor, t: torch.Tensor, wave: torch.Tensor, scale: torch.Tensor,
-                  n_mu: int = N_MU) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  n_mu: int = N_MU, phi=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(F (B, N), ∂F/∂τ (B, D, N), ∂F/∂T (B, D, N)) of
     `emergent_flux(tau, planck(wave, scale, t))` (differentiating I(μ) = S_0 + Σ ΔS_d P_d
-    + μ e_D s_D, P_d = e_d φ(x_d), term by term)."""
+    + μ e_D s_D, P_d = e_d φ(x_d), term by term). `phi(xn) -> (φ, φ')`: `_phi_and_slope`
+    by default; the compiled Jacobian kernel passes one without expm1 (lte/jacobian.py)."""
+    phi_fn = _phi_and_slope if phi is None else phi
     mus, ws = gauss_mu(n_mu)
     xw = C2 / (wave * t[..., None])
     em1 = torch.expm1(xw)
@@ -103,7 +105,7 @@ def flux_partials(tau: torch.Tensor, t: torch.Tensor, wave: torch.Tensor, scale:
         mu, w2 = float(mu), 2.0 * float(w)
         m = -1.0 / mu
         e = torch.exp(tau[:, :-1] * m)
-        phi, dphi = _phi_and_slope(dtau * m)
+        phi, dphi = phi_fn(dtau * m)
         p = e * phi
         eq = e * dphi
         k = p * (w2 * mu) if k is None else k + p * (w2 * mu)
