@@ -22,18 +22,18 @@ kernel evaluates φ(x) = (1 − e^{−x})/x by its series below x = 0.1 (`_phi_s
 
 from __future__ import annotations
 
-import os
+import math
 import warnings
 
 import torch
 
 from engine.generator.lte.fused import coarse_to_fine
+from engine.generator.lte.hydrogen import paschen_partials
 from engine.generator.lte.transfer import depth_partials, flux_partials, optical_depth
 from engine.generator.synth import pfsspec_normalise
 from engine.generator.voigt import voigt_h_grads
 
 PHI_SERIES_X = 0.1        # below: φ and φ' by their Taylor series (truncation < 2e-8)
-COMPILE_ENV = "LOGG_CRLB_COMPILE"   # auto | on | off (default auto)
 
 
 def _phi_safe(xn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,7 +41,7 @@ def _phi_safe(xn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     closed forms (e^{xn} − 1)/xn and (φ − e^{xn})/xn elsewhere (float32 error there
     ≲ ε/x ≈ 1e-6)."""
     small = xn > -PHI_SERIES_X
-    z = torch.where(small, xn.new_tensor(-1.0), xn)          # keeps the closed form finite
+    z = torch.where(small, -1.0, xn)                          # keeps the closed form finite
     ez = torch.exp(z)
     phi_c = (ez - 1.0) / z
     dphi_c = (phi_c - ez) / z
@@ -50,13 +50,58 @@ def _phi_safe(xn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.where(small, phi_s, phi_c), torch.where(small, dphi_s, dphi_c)
 
 
-def kernel(eta0, a, dld, smooth, rhox, t, t_eta0, t_a, t_dld, t_smooth, t_rhox, t_t,
-           wave, scale, core_dl, core_idx):
-    """(F (B, N), dF (K, B, N)): the emergent flux of fused.LineTransfer and its derivative
-    along K tangents of the inputs (t_x: (K,) + x.shape). Plain tensor code (compilable)."""
+def _splat(x: torch.Tensor, idx: torch.Tensor, n: int) -> torch.Tensor:
+    """Σ of the samples x (..., S) into n bins at idx (S,) (idx = n: dropped)."""
+    lead = x.shape[:-1]
+    flat = x.reshape(-1, x.shape[-1])
+    return flat.new_zeros(flat.shape[0], n + 1).index_add(1, idx, flat)[:, :-1].reshape(*lead, n)
+
+
+def _smooth_opacity(l0, a, dld, kc, p_s, p_eta, p_hf, t_l0, t_a, t_dld, t_kc, t_ps, t_peta,
+                    t_phf, consts):
+    """(smooth opacity per gram on the coarse grid (B, D, N_c), its K tangents): the
+    continuum interpolated from its 9.6 Å grid, the FFT Lorentzian wings and the Paschen
+    lines, as ForwardModel.opacity_parts builds them (values to rounding)."""
+    cont_w, wing_i0, wing_i1, wing_w1, wing_kre, wing_kim, pas_dl, pas_idx, n_c = consts
+    k = t_l0.shape[0]
+    # continuum: linear interpolation (ForwardModel._cont_to_coarse), value and tangents
+    both = torch.cat([kc[None], t_kc], 0)
+    y = both[..., :-1, None] * (1.0 - cont_w) + both[..., 1:, None] * cont_w
+    smooth = y.reshape(*both.shape[:-1], -1)[..., :n_c]
+    # Lorentzian far wings (ForwardModel._wing_opacity): amplitude and its tangents
+    amp = l0 * a * dld * dld / math.sqrt(math.pi)
+    t_amp = (t_l0 * (a * dld * dld) + t_a * (l0 * dld * dld)
+             + t_dld * (2.0 * l0 * a * dld)) / math.sqrt(math.pi)
+    amps = torch.cat([amp[None], t_amp], 0)
+    n_fft = 2 * (wing_kre.shape[0] - 1)
+    comb = amps.new_zeros(*amps.shape[:-1], n_fft)
+    comb = comb.index_add(-1, wing_i0, amps * (1.0 - wing_w1))
+    comb = comb.index_add(-1, wing_i1, amps * wing_w1)
+    kernel_f = torch.complex(wing_kre, wing_kim)
+    conv = torch.fft.irfft(torch.fft.rfft(comb, dim=-1) * kernel_f, n=n_fft, dim=-1)
+    smooth = smooth + conv[..., :n_c]
+    # Paschen (hydrogen.paschen_opacity and its analytic derivatives)
+    shape, d_eta, d_hf = paschen_partials(p_s, p_eta, p_hf, pas_dl)
+    prof = torch.cat([(p_s[..., None] * shape)[None],
+                      t_ps[..., None] * shape + t_peta[..., None] * d_eta + t_phf[..., None] * d_hf], 0)
+    smooth = smooth + _splat(prof.reshape(*prof.shape[:3], -1), pas_idx, n_c)
+    return smooth[0], smooth[1:k + 1]
+
+
+def kernel(prim, tans, consts):
+    """(F (B, N), dF (K, B, N)): the emergent flux of the Fisher model (fused.LineTransfer
+    over ForwardModel.opacity_parts) and its derivative along K tangents. `prim` =
+    ForwardModel.jacobian_inputs; `tans` the same with a leading K axis; `consts` = (fine λ,
+    Planck scale, core offsets, core indices, then _smooth_opacity's). Plain tensor code
+    (compilable)."""
+    eta0, a, dld, kc, p_s, p_eta, p_hf, rhox, t = prim
+    t_eta0, t_a, t_dld, t_kc, t_ps, t_peta, t_phf, t_rhox, t_t = tans
+    wave, scale, core_dl, core_idx = consts[:4]
     b, d, n_lines = eta0.shape
     n = wave.shape[0]
     k = t_eta0.shape[0]
+    smooth, t_smooth = _smooth_opacity(eta0, a, dld, kc, p_s, p_eta, p_hf, t_eta0, t_a, t_dld,
+                                       t_kc, t_ps, t_peta, t_phf, (*consts[4:], n // 2))
     v2 = (core_dl / dld[..., None]) ** 2                                      # (B, D, L, W)
     h, h_a, h_v2 = voigt_h_grads(a[..., None], v2)
     prof = (eta0[..., None] * h).reshape(b * d, -1)
@@ -93,50 +138,39 @@ def kernel(eta0, a, dld, smooth, rhox, t, t_eta0, t_a, t_dld, t_smooth, t_rhox, 
 _COMPILED: dict = {}
 
 
-def _mode() -> str:
-    mode = os.environ.get(COMPILE_ENV, "auto").strip().lower()
-    return mode if mode in ("auto", "on", "off") else "auto"
-
-
-def _kernel_fn(dtype: torch.dtype):
-    """The compiled kernel for `dtype` when torch.compile works here (once per process;
-    `LOGG_CRLB_COMPILE=off` or a failed compile → eager, the same numbers to rounding)."""
-    if _mode() == "off":
-        return kernel
+def _call_kernel(args, dtype: torch.dtype, compiled: bool):
+    """`kernel(*args)`, through torch.compile when `compiled` (compiled once per process and
+    dtype and input shapes: callers pad to a fixed chunk). A compiler that is missing or
+    fails falls back to eager for the rest of the process: the same numbers, slower."""
+    if not compiled or _COMPILED.get(dtype) is kernel:
+        return kernel(*args)
     if dtype not in _COMPILED:
         warnings.filterwarnings("ignore", message=".*does not support code generation.*")
         _COMPILED[dtype] = torch.compile(kernel, dynamic=False)
-    return _COMPILED[dtype]
-
-
-def _call_kernel(args, dtype):
-    fn = _kernel_fn(dtype)
-    if fn is kernel:
-        return kernel(*args)
     try:
-        return fn(*args)
-    except Exception:  # noqa: BLE001 — compiler missing or failing → eager, same numbers
-        if _mode() == "on":
-            raise
+        return _COMPILED[dtype](*args)
+    except Exception:  # noqa: BLE001 — any compiler failure → eager, same numbers
         _COMPILED[dtype] = kernel
         return kernel(*args)
 
 
-def explicit_jacobian(model, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def explicit_jacobian(model, theta: torch.Tensor, compiled: bool = False
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """(μ (B, 4096), J (B, 4096, 5)) of `model` (a v2 ForwardModel) at θ (B, 5), in the
-    model's dtype; J w.r.t. θ in PARAMS units."""
+    model's dtype; J w.r.t. θ in PARAMS units; `compiled`: stage 2 through torch.compile."""
     th = theta.to(model.dtype)
     zero = th.new_zeros(th.shape[1])
 
     def parts(delta):
-        l0, a, dld, smooth, s = model.opacity_parts(th + delta)
-        out = (l0, a, dld, smooth, s.rhox, s.t)
+        out = model.jacobian_inputs(th + delta)
         return out, out
 
     tans, prim = torch.func.jacfwd(parts, has_aux=True)(zero)
-    tans = [x.movedim(-1, 0) for x in tans]                   # (5,) + shape
-    flux, dflux = _call_kernel((*prim, *tans, model.fine_wave, model.planck_scale,
-                                model.core_dl, model.core_idx), model.dtype)
+    tans = tuple(x.movedim(-1, 0) for x in tans)              # (5,) + shape
+    consts = (model.fine_wave, model.planck_scale, model.core_dl, model.core_idx, model.cont_w,
+              model.wing_i0, model.wing_i1, model.wing_w1, model.wing_kre, model.wing_kim,
+              model.paschen.dl, model.paschen.idx)
+    flux, dflux = _call_kernel((prim, tans, consts), model.dtype, compiled)
 
     def rest(f, delta):
         f = f * torch.exp(-model.molecules(th + delta))
