@@ -142,7 +142,10 @@ def main() -> None:
                     res[name][key] = best(res[name].get(key, v), v)
         a, b = np.load(Path(d) / "baseline.npz"), np.load(Path(d) / "this.npz")
         o = np.load(Path(d) / "oracle.npz")
-        rel = lambda x, y: float(np.nanmax(np.abs(x / y - 1.0)))
+
+        def rel(x, y):
+            return float(np.nanmax(np.abs(x / y - 1.0)))
+
         res["flux_max_abs_diff"] = float(np.abs(a["flux"] - b["flux"]).max())
         res["flux_bit_identical"] = bool(np.array_equal(a["flux"], b["flux"]))
         res["sigma_crlb_max_rel_diff"] = rel(b["sigma"], a["sigma"])
