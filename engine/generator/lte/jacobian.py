@@ -27,6 +27,7 @@ import warnings
 
 import torch
 
+from engine.generator.lte.atmosphere import Structure
 from engine.generator.lte.fused import coarse_to_fine
 from engine.generator.lte.hydrogen import paschen_partials
 from engine.generator.lte.transfer import depth_partials, flux_partials, optical_depth
@@ -94,14 +95,17 @@ def kernel(prim, tans, consts):
     ForwardModel.jacobian_inputs; `tans` the same with a leading K axis; `consts` = (fine λ,
     Planck scale, core offsets, core indices, then _smooth_opacity's). Plain tensor code
     (compilable)."""
-    eta0, a, dld, kc, p_s, p_eta, p_hf, rhox, t = prim
-    t_eta0, t_a, t_dld, t_kc, t_ps, t_peta, t_phf, t_rhox, t_t = tans
-    wave, scale, core_dl, core_idx = consts[:4]
+    theta, kc, p_s, p_eta, p_hf, rhox, t, p_e, p_gas, n_hi = prim
+    t_theta, t_kc, t_ps, t_peta, t_phf, t_rhox, t_t, t_pe, t_pgas, t_nhi = tans
+    wave, scale, core_dl, core_idx, strengths = consts[:5]
+    s = Structure(rhox, t, p_gas, p_e, None, None, None)
+    eta0, a, dld, t_eta0, t_a, t_dld = strengths.tangents(theta, s, n_hi, t_theta, t_t, t_pe,
+                                                          t_pgas, t_nhi)
     b, d, n_lines = eta0.shape
     n = wave.shape[0]
     k = t_eta0.shape[0]
     smooth, t_smooth = _smooth_opacity(eta0, a, dld, kc, p_s, p_eta, p_hf, t_eta0, t_a, t_dld,
-                                       t_kc, t_ps, t_peta, t_phf, (*consts[4:], n // 2))
+                                       t_kc, t_ps, t_peta, t_phf, (*consts[5:], n // 2))
     v2 = (core_dl / dld[..., None]) ** 2                                      # (B, D, L, W)
     h, h_a, h_v2 = voigt_h_grads(a[..., None], v2)
     prof = (eta0[..., None] * h).reshape(b * d, -1)
@@ -167,7 +171,8 @@ def explicit_jacobian(model, theta: torch.Tensor, compiled: bool = False
 
     tans, prim = torch.func.jacfwd(parts, has_aux=True)(zero)
     tans = tuple(x.movedim(-1, 0) for x in tans)              # (5,) + shape
-    consts = (model.fine_wave, model.planck_scale, model.core_dl, model.core_idx, model.cont_w,
+    consts = (model.fine_wave, model.planck_scale, model.core_dl, model.core_idx,
+              model.strengths, model.cont_w,
               model.wing_i0, model.wing_i1, model.wing_w1, model.wing_kre, model.wing_kim,
               model.paschen.dl, model.paschen.idx)
     flux, dflux = _call_kernel((prim, tans, consts), model.dtype, compiled)

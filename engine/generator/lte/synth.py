@@ -182,12 +182,12 @@ class ForwardModel(torch.nn.Module):
 
     def jacobian_inputs(self, theta: torch.Tensor):
         """The small per-layer arrays the opacity is built from (lte/jacobian.py
-        differentiates these by `jacfwd` and the rest explicitly): ℓ0, a, Δλ_D (B, D, lines),
-        the continuum on its 9.6 Å grid (B, D, N_cont), the Paschen strengths, η and half
-        widths (B, D, 17), RHOX and T (B, D)."""
+        differentiates these by `jacfwd` and the rest explicitly): θ, the continuum on its
+        9.6 Å grid (B, D, N_cont), the Paschen strengths, η and half widths (B, D, 17), and
+        RHOX, T, P_e, P_gas, n(H I) (B, D) (the line strengths' inputs)."""
         s, kc, frac_hi, log_u_h, n_hi = self.continuum_parts(theta)
-        l0, a, dld = self.strengths(theta, s, n_hi)
-        return (l0, a, dld, kc, *self.paschen.params(s, frac_hi, log_u_h), s.rhox, s.t)
+        return (theta, kc, *self.paschen.params(s, frac_hi, log_u_h), s.rhox, s.t, s.p_e,
+                s.p_gas, n_hi)
 
     def opacity(self, theta: torch.Tensor, lines: bool = True):
         """(χ per gram (B, D, N_fine), structure) for one chunk of stars; `lines=False`
