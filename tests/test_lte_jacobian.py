@@ -14,6 +14,7 @@ import torch
 from engine.generator import grids
 from engine.generator.fisher import crlb, jacobian
 from engine.generator.lte import jacobian as lte_jacobian
+from engine.generator.lte.atmosphere import Structure
 from engine.generator.lte.synth import ForwardModel
 from engine.generator.lte.transfer import emergent_flux, gauss_mu
 from engine.generator.noise import error_from_flux
@@ -67,23 +68,59 @@ def test_phi_safe_equals_float64_closed_form():
     assert float(((dphi.double() - want_dphi) / want_dphi).abs().max()) < 1e-5
 
 
+def _stage1(m, th):
+    """ForwardModel.jacobian_inputs and its tangents (K = 5 leading), as lte/jacobian.py."""
+    prim, tans = torch.func.jacfwd(lambda d: (m.jacobian_inputs(th + d),) * 2,
+                                   has_aux=True)(th.new_zeros(5))[::-1]
+    return prim, tuple(x.movedim(-1, 0) for x in tans)
+
+
+def _rel(got_t, want_t):
+    """max |Δ| of K tangents (K, ...) against jacfwd's (..., K), per tangent's max."""
+    want = want_t.movedim(-1, 0)
+    scale = want.abs().reshape(want.shape[0], -1).amax(1).reshape(-1, *([1] * (want.dim() - 1)))
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))   # e.g. Δλ_D along [C/M]: 0
+    return float(((got_t - want).abs() / scale).max())
+
+
+def test_strength_tangents_equal_autodiff():
+    """LineStrengths.tangents (the chain rule written out) against jacfwd through the
+    model's line strengths: values identical, tangents to 1e-9."""
+    m = ForwardModel(normalise="smooth", dtype=torch.float64, analytic_jvp=True)
+    th = torch.as_tensor(THETA)
+
+    def strengths(d):
+        s, _, _, _, n_hi = m.continuum_parts(th + d)
+        out = m.strengths(th + d, s, n_hi)
+        return out, out
+
+    want_t, want = torch.func.jacfwd(strengths, has_aux=True)(th.new_zeros(5))
+    (theta, _, _, _, _, rhox, t, p_e, p_gas, n_hi), tans = _stage1(m, th)
+    s = Structure(rhox, t, p_gas, p_e, None, None, None)
+    got = m.strengths.tangents(theta, s, n_hi, tans[0], tans[6], tans[7], tans[8], tans[9])
+    for x, y in zip(got[:3], want):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-12)
+    for x, y in zip(got[3:], want_t):
+        assert _rel(x, y) < 1e-9
+
+
 def test_smooth_opacity_stage_equals_model():
     """lte/jacobian.py builds the smooth opacity (continuum, FFT wings, Paschen) and its
     tangents from the small per-layer arrays: the same values as ForwardModel.opacity_parts
     and the same tangents as jacfwd through it."""
     m = ForwardModel(normalise="smooth", dtype=torch.float64, analytic_jvp=True)
     th = torch.as_tensor(THETA)
-    zero = th.new_zeros(5)
-    want, want_t = torch.func.jacfwd(lambda d: (m.opacity_parts(th + d)[3],) * 2,
-                                     has_aux=True)(zero)[::-1]
-    prim, tans = torch.func.jacfwd(lambda d: (m.jacobian_inputs(th + d),) * 2, has_aux=True)(zero)[::-1]
-    tans = tuple(x.movedim(-1, 0) for x in tans)
+    want_t, want = torch.func.jacfwd(lambda d: (m.opacity_parts(th + d)[:4],) * 2,
+                                     has_aux=True)(th.new_zeros(5))
+    prim, tans = _stage1(m, th)
+    l0, a, dld = want[:3]
+    t_l0, t_a, t_dld = (x.movedim(-1, 0) for x in want_t[:3])
     consts = (m.cont_w, m.wing_i0, m.wing_i1, m.wing_w1, m.wing_kre, m.wing_kim,
               m.paschen.dl, m.paschen.idx, m.n_coarse)
-    got, got_t = lte_jacobian._smooth_opacity(*prim[:7], *tans[:7], consts)
-    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-30)
-    scale = want_t.abs().amax(dim=(0, 1, 2))
-    assert float(((got_t.movedim(0, -1) - want_t).abs() / scale).max()) < 1e-9
+    got, got_t = lte_jacobian._smooth_opacity(l0, a, dld, *prim[1:5], t_l0, t_a, t_dld,
+                                              *tans[1:5], consts)
+    np.testing.assert_allclose(got.numpy(), want[3].numpy(), rtol=1e-10, atol=1e-30)
+    assert _rel(got_t, want_t[3]) < 1e-9
 
 
 @pytest.fixture(scope="module")
