@@ -181,7 +181,7 @@ def explicit_jacobian(model, theta: torch.Tensor, compiled: bool = False
         f = f * torch.exp(-model.molecules(th + delta))
         return pfsspec_normalise(model.lsf(f), model.normalise)
 
-    eye = torch.eye(th.shape[1], dtype=th.dtype)
+    eye = torch.eye(th.shape[1], dtype=th.dtype, device=th.device)
     mu = rest(flux, zero)
     jac = torch.func.vmap(lambda df, v: torch.func.jvp(rest, (flux, zero), (df, v))[1])(dflux, eye)
     return mu, jac.permute(1, 2, 0)
