@@ -24,7 +24,9 @@ def generate_cmd(
                              "(seed, shard name)."),
     name: str = typer.Option(None, "--name", help="Dataset name (default: the preset)."),
     no_crlb: bool = typer.Option(False, "--no-crlb", help="Skip the CRLB columns of val/test."),
-    compile_: str = typer.Option("auto", "--compile", help="torch.compile: auto | on | off."),
+    compile_: str = typer.Option("auto", "--compile", help="torch.compile: auto | on | off "
+                                 "(the synthesis; with --physics lte also the CRLB Jacobian "
+                                 "of long passes)."),
     physics: str = typer.Option("me", "--physics", help="me: one-layer Milne–Eddington "
                                 "(generator 1.0, fast, default); lte: depth-resolved LTE over "
                                 "model atmospheres (generator 2.0, BOSZ-like gravity "
