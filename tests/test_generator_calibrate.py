@@ -68,3 +68,12 @@ def test_calibrate_reports_every_figure(tiny_dataset):
     snr21 = next(f for f in figs if f.name == "mag 21.5: median per-pixel SNR")
     snr20 = next(f for f in figs if f.name == "mag 20: median per-pixel SNR")
     assert 2.5 < snr20.value / snr21.value < 4.5     # background-limited: ×3.98 per 1.5 mag
+
+
+def test_median_se_matches_the_normal_theory():
+    """The bootstrap SE of a median of n normal draws ≈ √(π/2)·σ/√n (large n)."""
+    from engine.generator.calibrate import median_se
+
+    x = np.random.default_rng(3).normal(0.0, 2.0, 400)
+    assert median_se(x, draws=2000) == pytest.approx(np.sqrt(np.pi / 2) * 2.0 / 20, rel=0.2)
+    assert np.isnan(median_se(np.array([1.0, np.nan])))

@@ -24,7 +24,9 @@ def generate_cmd(
                              "(seed, shard name)."),
     name: str = typer.Option(None, "--name", help="Dataset name (default: the preset)."),
     no_crlb: bool = typer.Option(False, "--no-crlb", help="Skip the CRLB columns of val/test."),
-    compile_: str = typer.Option("auto", "--compile", help="torch.compile: auto | on | off."),
+    compile_: str = typer.Option("auto", "--compile", help="torch.compile: auto | on | off "
+                                 "(the synthesis; with --physics lte also the CRLB Jacobian "
+                                 "of long passes)."),
     physics: str = typer.Option("me", "--physics", help="me: one-layer Milne–Eddington "
                                 "(generator 1.0, fast, default); lte: depth-resolved LTE over "
                                 "model atmospheres (generator 2.1, BOSZ-like gravity "
@@ -76,7 +78,8 @@ def parse_bytes(text: str) -> int:
 def calibrate_cmd(
     dataset: str = typer.Argument(..., help="Dataset name under <workspace>/datasets or a folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
-    per_mag_n: int = typer.Option(48, "--per-mag-n", help="Spectra in the fixed-mag batch."),
+    per_mag_n: int = typer.Option(192, "--per-mag-n", help="Prior draws in the fixed-mag batch "
+                                   "(each figure's note gives its median's bootstrap SE)."),
     ridge: bool = typer.Option(True, "--ridge/--no-ridge",
                                help="Fit the Ridge learnability check."),
     ridge_rows: str = typer.Option(None, "--ridge-rows",

@@ -39,6 +39,9 @@ GENERATOR_VERSION = "1.0"   # of the default physics; engine.generator.physics h
 NOISE_LEVEL = 1.0
 FROZEN_NOISE_SEED = 42      # the research froze test noise with seed 42 (engine.io default)
 CRLB_CHECKPOINT_ROWS = 64   # ~25 s of CRLB at 2.7/s: the CRLB pass's resume unit
+# --compile auto: a v2 CRLB pass of at least this many rows compiles the Jacobian's
+# line-transfer stage (~30 s once per process, then ~2× faster: pays off from ~200 rows)
+CRLB_COMPILE_MIN_ROWS = 1000
 
 
 @dataclass(frozen=True)
@@ -376,13 +379,17 @@ class Builder:
         n, chunk = len(theta), 16
         saved = w.load_side((2, n))
         out, first = saved if saved is not None else (np.empty((2, n)), 0)
+        model = self._fisher_model()
+        if hasattr(model, "compile_jacobian"):      # v2: compile pays off on long passes
+            model.compile_jacobian = model.compile_jacobian or self.cfg.compile == "on" or (
+                self.cfg.compile == "auto" and n - first >= CRLB_COMPILE_MIN_ROWS)
         if first:
             emit(callbacks, "log", message=f"resume {spec.name} crlb at row {first} of {n}")
             state["total"] -= first
         since = 0
         for s in range(first, n, chunk):
             r = crlb(theta[s:s + chunk], errors[s:s + chunk], noise_level=NOISE_LEVEL,
-                     model=self._fisher_model())
+                     model=model)
             out[0, s:s + chunk] = r.crlb_log_g
             out[1, s:s + chunk] = r.schur
             since += min(chunk, n - s)

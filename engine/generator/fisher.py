@@ -53,6 +53,10 @@ def jacobian(theta: np.ndarray | torch.Tensor, model: ForwardModel | None = None
     th = torch.as_tensor(np.asarray(theta, dtype=np.float64))
     zero = torch.zeros(th.shape[1], dtype=torch.float64)
 
+    if getattr(model, "analytic_jvp", False) and hasattr(model, "jacobian"):
+        mu, jac = model.jacobian(th)        # generator v2: explicit stages (lte/jacobian.py)
+        return mu.to(torch.float64), jac.to(torch.float64)
+
     def f(delta):
         out = model(th + delta)
         return out, out

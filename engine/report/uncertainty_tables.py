@@ -32,8 +32,9 @@ def uncertainty_section(d) -> list[str]:
     if cal.empty:
         return out + ["No run in this report has calibration rows in the store (a store "
                       "from before migration 006: run `logg-engine ingest`).", ""]
-    out += ["Intervals: Mondrian (per SNR bin) split-conformal on the validation split "
-            "(engine.models.conformal); coverage of the test split with the binomial 95 % "
+    out += ["Intervals: Mondrian (per SNR bin) split-conformal on the validation stars "
+            "that did not choose the model (engine.runs.intervals; engine.models.conformal); "
+            "coverage of the test split with the binomial 95 % "
             "range for its count in brackets; NLL/CRPS of N(ŷ, σ); σ/σ_CRLB = median of σ "
             "over the per-star Cramér–Rao σ (1 = the physical limit).", ""]
     names = _labels(d, cal)

@@ -10,7 +10,9 @@ opacity (coarse grid), RHOX and T; the jvp only contracts them with the small ta
 ((B, D, lines) and (B, D, N_coarse)) — no (5, B, D, N_fine) tensor is ever formed.
 Values are the plain model's (`profiles.bucket_opacity` + `coarse_to_fine` +
 `transfer.emergent_flux`), to rounding; tests/test_lte_jacobian.py checks the rule against
-`jacfwd` through the plain code."""
+`jacfwd` through the plain code. The Fisher code itself no longer runs `jacfwd` through
+this rule: `ForwardModel.jacobian` (lte/jacobian.py) evaluates the same partials with an
+explicit tangent axis, compilable; this rule keeps `jacfwd(model)` cheap for other users."""
 
 from __future__ import annotations
 

@@ -67,6 +67,13 @@ class Paschen(torch.nn.Module):
 
     def forward(self, s, n_hi_frac, log_u_h):
         """s: Structure (B, D); n_hi_frac = n(H I)/n_H (B, D); log_u_h (B, D)."""
+        strength, eta, hf = self.params(s, n_hi_frac, log_u_h)
+        fn = PaschenProfile.apply if self.analytic_jvp else paschen_opacity
+        return fn(strength, eta, hf, self.dl, self.idx, self.n_out)
+
+    def params(self, s, n_hi_frac, log_u_h):
+        """Per layer and line (B, D, 17): strength (opacity per gram × Å), pseudo-Voigt η
+        and half width (Å)."""
         T = s.t[..., None]
         th = 5040.0 / T
         stim = -torch.expm1(-th * (12398.42 * LN10) / self.lam)
@@ -80,8 +87,7 @@ class Paschen(torch.nn.Module):
                       + 4.47163 * f_g ** 2 * f_l ** 3 + 0.07842 * f_g * f_l ** 4 + f_l ** 5, 0.2)
         r = f_l / f
         eta = 1.36603 * r - 0.47719 * r * r + 0.11116 * r ** 3
-        fn = PaschenProfile.apply if self.analytic_jvp else paschen_opacity
-        return fn(strength, eta, 0.5 * f, self.dl, self.idx, self.n_out)
+        return strength, eta, 0.5 * f
 
 
 def _shapes(eta, hf, dl):
@@ -100,6 +106,18 @@ def paschen_opacity(strength, eta, hf, dl, idx, n_out: int) -> torch.Tensor:
     b, d = prof.shape[:2]
     out = prof.new_zeros(b, d, n_out + 1)
     return out.index_add(2, idx, prof.reshape(b, d, -1))[..., :-1]
+
+
+def paschen_partials(strength, eta, hf, dl):
+    """(profile shape = ∂/∂strength, ∂/∂η, ∂/∂hf) of every line's samples (B, D, L, W);
+    strength × shape is `paschen_opacity`'s profile."""
+    x2, lor, gau = _shapes(eta, hf, dl)
+    e, s = eta[..., None], strength[..., None]
+    shape = e * (lor - gau) + gau
+    # ∂lor/∂hf = (lor/hf)(x² − 1)/(x² + 1), ∂gau/∂hf = (gau/hf)(2 ln2 x² − 1)
+    d_hf = s * (e * lor * (x2 - 1.0) / (x2 + 1.0)
+                + (1.0 - e) * gau * (2.0 * math.log(2.0) * x2 - 1.0)) / hf[..., None]
+    return shape, s * (lor - gau), d_hf
 
 
 class PaschenProfile(torch.autograd.Function):
@@ -123,13 +141,8 @@ class PaschenProfile(torch.autograd.Function):
     @staticmethod
     def jvp(ctx, t_s, t_eta, t_hf, _t_dl, _t_idx, _t_n):
         strength, eta, hf, dl, idx = ctx.saved_tensors
-        x2, lor, gau = _shapes(eta, hf, dl)
-        e, s = eta[..., None], strength[..., None]
-        shape = e * (lor - gau) + gau
-        # ∂lor/∂hf = (lor/hf)(x² − 1)/(x² + 1), ∂gau/∂hf = (gau/hf)(2 ln2 x² − 1)
-        d_hf = s * (e * lor * (x2 - 1.0) / (x2 + 1.0)
-                    + (1.0 - e) * gau * (2.0 * math.log(2.0) * x2 - 1.0)) / hf[..., None]
-        d = t_s[..., None] * shape + t_eta[..., None] * (s * (lor - gau)) + t_hf[..., None] * d_hf
+        shape, d_eta, d_hf = paschen_partials(strength, eta, hf, dl)
+        d = t_s[..., None] * shape + t_eta[..., None] * d_eta + t_hf[..., None] * d_hf
         b, dd = d.shape[:2]
         out = d.new_zeros(b, dd, ctx.n_out + 1)
         return out.index_add(2, idx, d.reshape(b, dd, -1))[..., :-1]

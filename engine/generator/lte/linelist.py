@@ -143,6 +143,59 @@ class LineStrengths(torch.nn.Module):
             out = out * lnt[..., None] + c[:, i]
         return out / LN10
 
+    def tangents(self, theta, s, n_hi, t_theta, t_t, t_pe, t_pgas, t_nhi):
+        """(ℓ0, a, Δλ_D (B, D, N), and their K tangents (K, B, D, N)) from the tangents of
+        θ (K, B, 5) and of the layer quantities T, P_e, P_gas, n(H I) (K, B, D), by the
+        chain rule through `forward` written out (plain tensor code: the explicit Jacobian,
+        lte/jacobian.py, compiles it; tests/test_lte_jacobian.py checks it against jacfwd).
+        Each line's values depend on its own layer's T, P_e, P_gas, n(H I) and on θ's
+        abundances only."""
+        l0, a, dld = self.forward(theta, s, n_hi)
+        T = s.t[..., None]
+        lnt = torch.log(s.t)
+        th = 5040.0 / T
+        c = self.pf_coeff
+        dlu = torch.zeros_like(lnt)[..., None] + 5.0 * c[:, 5]      # d log10 U / d ln T
+        for i in range(4, 0, -1):
+            dlu = dlu * lnt[..., None] + i * c[:, i]
+        dlu = dlu / LN10
+        lu = self.log_u(lnt)
+        lu0, lu1, lu2 = (lu.index_select(-1, self.pf_row + j) for j in (0, 1, 2))
+        d0, d1, d2 = (dlu.index_select(-1, self.pf_row + j) for j in (0, 1, 2))
+        log_t = torch.log10(T)
+        lpe = torch.log10(s.p_e)[..., None]
+        log_r1 = lu1 - lu0 + 2.5 * log_t - th * self.chi1 - 0.1762 - lpe
+        log_r2 = lu2 - lu1 + 2.5 * log_t - th * self.chi2 - 0.1762 - lpe
+        r1_t = d1 - d0 + 2.5 / LN10 + th * self.chi1              # ∂ log_r / ∂ ln T
+        r2_t = d2 - d1 + 2.5 / LN10 + th * self.chi2              # (∂ / ∂ log10 P_e: −1)
+        w = torch.softmax(torch.stack([torch.zeros_like(log_r1), log_r1 * LN10,
+                                       (log_r1 + log_r2) * LN10], 0), 0)
+        frac_t = -(w[1] * r1_t + w[2] * (r1_t + r2_t)) + self.is_ion * r1_t
+        frac_pe = w[1] + 2.0 * w[2] - self.is_ion
+        boltz_t = th * self.e_low - (d0 + self.is_ion * (d1 - d0))
+        va = 2.0 * _K_B * T * self.inv_mass * 1e-10
+        dld_t = 0.5 * va / (va + XI_KMS ** 2)                     # ∂ ln Δλ_D / ∂ ln T
+        y = th * (12398.42 * LN10) / self.lam
+        stim_t = -y * torch.exp(-y) / -torch.expm1(-y)            # ∂ ln stim / ∂ ln T
+        l0_t = LN10 * (frac_t + boltz_t) - dld_t + stim_t         # ∂ ln ℓ0 / ∂ ln T
+        l0_pe = LN10 * frac_pe                                     # ∂ ln ℓ0 / ∂ log10 P_e
+        nh = n_hi[..., None]
+        vbar = torch.sqrt(self.vbar_const * T)
+        g_abo = self.m_abo * self.abo_const * torch.pow(vbar / 1e6, 1.0 - self.abo_alpha) * nh
+        g_g6 = self.m_g6 * torch.pow(10.0, self.log_g6) * nh * torch.pow(T / 1e4, 0.3)
+        g_uns = self.m_uns * torch.pow(10.0, 19.6 + 0.4 * self.log_c6
+                                       + torch.log10(s.p_gas)[..., None] - 0.7 * log_t + LOG_E_VDW)
+        inv_gamma = 1.0 / (self.gamma_rad + g_abo + g_g6 + g_uns)
+        a_t = (0.5 * (1.0 - self.abo_alpha) * g_abo + 0.3 * g_g6 - 0.7 * g_uns) * inv_gamma - dld_t
+        a_nh = (g_abo + g_g6) * inv_gamma                          # ∂ ln a / ∂ ln n(H I)
+        a_pg = g_uns * inv_gamma                                   # ∂ ln a / ∂ ln P_gas
+        tl_t = (t_t / s.t)[..., None]
+        ab = (t_theta[..., 2, None] + t_theta[..., 3, None] * self.is_alpha
+              + t_theta[..., 4, None] * self.is_carbon)[:, :, None, :]      # (K, B, 1, N)
+        t_l0 = l0 * (l0_t * tl_t + l0_pe * (t_pe / (s.p_e * LN10))[..., None] + LN10 * ab)
+        t_a = a * (a_t * tl_t + a_nh * (t_nhi / n_hi)[..., None] + a_pg * (t_pgas / s.p_gas)[..., None])
+        return l0, a, dld, t_l0, t_a, dld * dld_t * tl_t
+
     def forward(self, theta, s, n_hi):
         """θ (B, 5), atmosphere Structure s (B, D), n(H I) (B, D) → (ℓ0, a, Δλ_D), (B, D, N)."""
         mh, am, cm = theta[:, 2:3], theta[:, 3:4], theta[:, 4:5]

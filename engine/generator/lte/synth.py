@@ -71,6 +71,9 @@ class ForwardModel(torch.nn.Module):
             raise ValueError("normalise must be 'median' or 'smooth'")
         self.normalise = normalise
         self.analytic_jvp = analytic_jvp
+        # `jacobian()` runs its line-transfer stage through torch.compile (build.py turns it
+        # on for long CRLB passes: ~30 s to compile, then ~2× faster; same numbers to rounding)
+        self.compile_jacobian = False
         self.atmosphere = Atmosphere(rows)
         self.strengths = LineStrengths(lines)
         fine = grids.fine_wave()
@@ -161,6 +164,12 @@ class ForwardModel(torch.nn.Module):
         return l0, a, dld, smooth, s
 
     def _continuum(self, theta: torch.Tensor):
+        s, kc, frac_hi, log_u_h, n_hi = self.continuum_parts(theta)
+        return s, self._cont_to_coarse(kc), frac_hi, log_u_h, n_hi
+
+    def continuum_parts(self, theta: torch.Tensor):
+        """(structure, continuum opacity per gram on the 9.6 Å grid (B, D, N_cont),
+        n(H I)/n_H, log10 U(H I), n(H I)): the layer quantities the rest is built from."""
         s = self.atmosphere(theta)
         lnt = torch.log(s.t)
         log_u_h = self.strengths_log_u_h(lnt)
@@ -169,7 +178,16 @@ class ForwardModel(torch.nn.Module):
         s, frac_hi = with_molecular_hydrogen(s, log_rh)                     # n(H I)/n_H
         n_hi = s.n_h * frac_hi
         kc = continuum(self.cont_wave, s.t, s.p_e, n_hi, s.n_e) / s.rho[..., None]
-        return s, self._cont_to_coarse(kc), frac_hi, log_u_h, n_hi
+        return s, kc, frac_hi, log_u_h, n_hi
+
+    def jacobian_inputs(self, theta: torch.Tensor):
+        """The small per-layer arrays the opacity is built from (lte/jacobian.py
+        differentiates these by `jacfwd` and the rest explicitly): θ, the continuum on its
+        9.6 Å grid (B, D, N_cont), the Paschen strengths, η and half widths (B, D, 17), and
+        RHOX, T, P_e, P_gas, n(H I) (B, D) (the line strengths' inputs)."""
+        s, kc, frac_hi, log_u_h, n_hi = self.continuum_parts(theta)
+        return (theta, kc, *self.paschen.params(s, frac_hi, log_u_h), s.rhox, s.t, s.p_e,
+                s.p_gas, n_hi)
 
     def opacity(self, theta: torch.Tensor, lines: bool = True):
         """(χ per gram (B, D, N_fine), structure) for one chunk of stars; `lines=False`
@@ -217,6 +235,24 @@ class ForwardModel(torch.nn.Module):
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
         return pfsspec_normalise(self.unnormalised(theta.to(self.dtype)), self.normalise)
+
+    def jacobian(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ (B, 4096), J (B, 4096, 5)) in the model's dtype, in chunks of JVP_SUB_BATCH
+        stars: `lte.jacobian.explicit_jacobian` (the Fisher code's path when
+        `analytic_jvp`; the same numbers as `jacfwd` through this model, faster)."""
+        from engine.generator.lte.jacobian import explicit_jacobian
+
+        parts = []
+        for i in range(0, theta.shape[0], JVP_SUB_BATCH):
+            th = theta[i:i + JVP_SUB_BATCH]
+            n = th.shape[0]
+            if self.compile_jacobian and n < JVP_SUB_BATCH:     # one shape: one compilation
+                th = torch.cat([th, th[-1:].expand(JVP_SUB_BATCH - n, -1)])
+            mu, jac = explicit_jacobian(self, th, self.compile_jacobian)
+            parts.append((mu[:n], jac[:n]))
+        if len(parts) == 1:
+            return parts[0]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 class BatchSynth(_BatchSynthV1):

@@ -40,6 +40,16 @@ def gauss_mu(n: int = N_MU) -> tuple[np.ndarray, np.ndarray]:
     return 0.5 * (x + 1.0), 0.5 * w
 
 
+def _gauss_pairs(n: int) -> tuple[tuple[float, ...], ...]:
+    """((μ, 2w) per node, Σ 2wμ) as Python floats: what flux_partials loops over (no numpy
+    call inside it, so torch.compile traces it without a graph break)."""
+    mus, ws = gauss_mu(n)
+    return tuple((float(m), 2.0 * float(w)) for m, w in zip(mus, ws)), float(np.sum(2.0 * ws * mus))
+
+
+_GAUSS = {N_MU: _gauss_pairs(N_MU)}
+
+
 def optical_depth(chi: torch.Tensor, rhox: torch.Tensor) -> torch.Tensor:
     """χ (B, D, N) per gram, RHOX (B, D) → τ (B, D, N)."""
     y = chi * rhox[..., None]
@@ -87,11 +97,13 @@ def _phi_and_slope(xn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def flux_partials(tau: torch.Tensor, t: torch.Tensor, wave: torch.Tensor, scale: torch.Tensor,
-                  n_mu: int = N_MU) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  n_mu: int = N_MU, phi=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(F (B, N), ∂F/∂τ (B, D, N), ∂F/∂T (B, D, N)) of
     `emergent_flux(tau, planck(wave, scale, t))` (differentiating I(μ) = S_0 + Σ ΔS_d P_d
-    + μ e_D s_D, P_d = e_d φ(x_d), term by term)."""
-    mus, ws = gauss_mu(n_mu)
+    + μ e_D s_D, P_d = e_d φ(x_d), term by term). `phi(xn) -> (φ, φ')`: `_phi_and_slope`
+    by default; the compiled Jacobian kernel passes one without expm1 (lte/jacobian.py)."""
+    phi_fn = _phi_and_slope if phi is None else phi
+    pairs, w_sum = _GAUSS[n_mu] if n_mu in _GAUSS else _gauss_pairs(n_mu)
     xw = C2 / (wave * t[..., None])
     em1 = torch.expm1(xw)
     source = scale / em1
@@ -99,11 +111,10 @@ def flux_partials(tau: torch.Tensor, t: torch.Tensor, wave: torch.Tensor, scale:
     ds = torch.diff(source, dim=1)
     k = q = r = None          # Σ 2wμ P_d,  Σ 2w e_d φ'(x_d),  Σ 2w P_d    (B, D-1, N)
     a0 = a1 = 0.0             # Σ 2wμ e_D,  Σ 2wμ² e_D                      (B, N)
-    for mu, w in zip(mus, ws):
-        mu, w2 = float(mu), 2.0 * float(w)
+    for mu, w2 in pairs:
         m = -1.0 / mu
         e = torch.exp(tau[:, :-1] * m)
-        phi, dphi = _phi_and_slope(dtau * m)
+        phi, dphi = phi_fn(dtau * m)
         p = e * phi
         eq = e * dphi
         k = p * (w2 * mu) if k is None else k + p * (w2 * mu)
@@ -112,7 +123,6 @@ def flux_partials(tau: torch.Tensor, t: torch.Tensor, wave: torch.Tensor, scale:
         e_d = torch.exp(tau[:, -1] * m)
         a0 = a0 + (w2 * mu) * e_d
         a1 = a1 + (w2 * mu * mu) * e_d
-    w_sum = float(np.sum(2.0 * ws * mus))
     delta = tau[:, -1] - tau[:, -3]
     slope = (source[:, -1] - source[:, -3]) / delta
     # ∂F/∂S_j = K_{j−1} − K_j (K_{−1} = Σ2wμ, K_{D−1} = 0) + the bottom-slope terms
