@@ -93,6 +93,24 @@ def test_registry_is_lazy_and_complete():
         "max_bin"] == 63
 
 
+def test_run_control_options_are_settable_without_changing_a_plain_run():
+    """The ViT's max_steps / val_rows / max_resident_gb: accepted by --set though no preset
+    lists them, parsed to their type, and absent (same params, same hash) when not set."""
+    ad = get_adapter("vit")
+    plain = resolve_params("vit", ad.presets, "vit-cpu", [])
+    assert "max_steps" not in plain and plain == dict(ad.presets["vit-cpu"])
+    p = resolve_params("vit", ad.presets, "vit-cpu", ["max_steps=60", "max_resident_gb=0.5"],
+                       ad.options)
+    assert p["max_steps"] == 60 and p["max_resident_gb"] == 0.5
+    assert ad.build(p).max_steps == 60
+    with pytest.raises(SpecError, match="unknown parameter") as err:
+        resolve_params("vit", ad.presets, "vit-cpu", ["max_stepz=1"], ad.options)
+    assert "max_steps" in err.value.hint
+    with pytest.raises(SpecError, match="unknown parameter"):        # ridge has no options
+        resolve_params("ridge", get_adapter("ridge").presets, "ridge-paper", ["max_steps=1"],
+                       getattr(get_adapter("ridge"), "options", None))
+
+
 def test_cli_startup_does_not_import_heavy_libraries():
     import subprocess
     import sys

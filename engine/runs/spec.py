@@ -126,7 +126,8 @@ def build_spec(model: str, *, workspace: str | Path, size: str | int,
                         "(Ray Train LightGBM); drop --workers for this model")
     preset = preset or next(iter(adapter.presets))
     options, overrides = run_options(model, adapter, overrides)
-    params = resolve_params(model, adapter.presets, preset, overrides)
+    params = resolve_params(model, adapter.presets, preset, overrides,
+                            getattr(adapter, "options", None))
     n = parse_size(size)
     ds = _open_dataset(dataset or DEFAULT_DATASET, workspace)
     try:
@@ -162,9 +163,14 @@ def run_options(model: str, adapter: Any, overrides: Sequence[str]
 
 
 def resolve_params(model: str, presets: Mapping[str, Mapping[str, Any]], preset: str,
-                   overrides: Sequence[str]) -> dict[str, Any]:
+                   overrides: Sequence[str], options: Mapping[str, Any] | None = None
+                   ) -> dict[str, Any]:
     """Preset values overridden by ``key=value`` strings, each parsed to the type of the
-    preset's value (lists element-wise, comma-separated)."""
+    preset's value (lists element-wise, comma-separated). ``options``: run-control keys
+    (name → example value) a ``--set`` may add although no preset lists them (the ViT's
+    max_steps, val_rows, max_resident_gb); left out of the params when not set, so a run
+    without them keeps its preset's config hash."""
+    options = options or {}
     if preset not in presets:
         raise SpecError(f"unknown preset {preset!r} for model {model!r}", key="preset",
                         hint=f"use one of: {', '.join(presets)}")
@@ -174,9 +180,12 @@ def resolve_params(model: str, presets: Mapping[str, Mapping[str, Any]], preset:
         key = key.strip()
         if not sep or not key:
             raise SpecError(f"bad override {item!r}", key="set", hint="write --set key=value")
+        if key not in params and key in options:
+            params[key] = parse_value(key, text.strip(), options[key])
+            continue
         if key not in params:
             raise SpecError(f"unknown parameter {key!r} for {model} preset {preset!r}",
-                            key=key, hint=f"valid keys: {', '.join(sorted(params))}")
+                            key=key, hint=f"valid keys: {', '.join(sorted({*params, *options}))}")
         params[key] = parse_value(key, text.strip(), _type_example(presets, key))
     return params
 

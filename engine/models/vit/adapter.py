@@ -21,6 +21,10 @@ class ViTAdapter:
 
     name = "vit"
     presets: dict[str, dict[str, Any]] = VIT_PRESETS
+    # run-control keys a --set may add to any preset (example values give their types):
+    # stop after N optimiser steps (a short check of the streamed path at 500k), select the
+    # epoch on the first N validation stars, cap the resident training set (GB)
+    options: dict[str, Any] = {"max_steps": 0, "val_rows": 0, "max_resident_gb": 0.0}
     distributed = True          # --workers N: Ray Train TorchTrainer (distributed.py)
     augments = False            # no augment_copies: the trainer draws its training noise
 
