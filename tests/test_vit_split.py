@@ -54,9 +54,18 @@ def _ctx(ds, tmp_path, **kw):
 
 def test_streamed_training_equals_resident_when_one_chunk_holds_the_set(ds, tmp_path):
     ad = ViTAdapter()
-    a = ad.train(ad.build(dict(PARAMS)), _ctx(ds, tmp_path / "a"))
+    logs: dict[str, list[str]] = {"a": [], "b": []}
+
+    def cb(k):
+        return lambda event, **f: logs[k].append(f.get("message", "")) if event == "log" \
+            else None
+
+    a = ad.train(ad.build(dict(PARAMS)), _ctx(ds, tmp_path / "a", callbacks=(cb("a"),)))
     b = ad.train(ad.build(dict(PARAMS, max_resident_gb=0.0, chunk_rows=64)),
-                 _ctx(ds, tmp_path / "b"))
+                 _ctx(ds, tmp_path / "b", callbacks=(cb("b"),)))
+    # the run says which path it took
+    assert any(m.startswith("training set resident on cpu") for m in logs["a"])
+    assert any(m.startswith("training set streamed from HDF5 in chunks of 64") for m in logs["b"])
     for (k, va), vb in zip(a.model_.state_dict().items(), b.model_.state_dict().values()):
         assert torch.equal(va, vb), k
     # smaller chunks: a different but complete order; still trains to the same step count

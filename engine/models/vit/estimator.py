@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from engine.atomic import atomic_path, write_json
 from engine.errors import DataError, SpecError
+from engine.events import emit
 
 MODEL_FILE = "model.pt"
 
@@ -161,8 +162,14 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
 
         def make_data(dev):
             from .batches import StreamedData, fits_on_device
+            gb = 2 * train.n_rows * n_pixels * (2 if dev.type == "cuda" else 4) / 1e9
             if fits_on_device(train.n_rows, n_pixels, dev, self.max_resident_gb):
+                emit(callbacks, "log", message=f"training set resident on {dev.type} "
+                                               f"({gb:.2f} GB of flux + error)")
                 return _resident(train.read("flux"), train.read("error"), dev)
+            emit(callbacks, "log", message=f"training set streamed from HDF5 in chunks of "
+                                           f"{self.chunk_rows} rows ({gb:.1f} GB would not "
+                                           f"fit the resident budget on {dev.type})")
             return lambda y_z: StreamedData(train, y_z, dev, self.chunk_rows)
 
         return self._fit(make_data, train.n_rows, n_pixels, y2, val_pair, nl, sd, callbacks,
