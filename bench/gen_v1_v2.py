@@ -14,11 +14,12 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from git_tree import export_tree  # noqa: E402
 V1_COMMIT = "df82010"
 
 WORKER = r"""
@@ -46,14 +47,6 @@ print(json.dumps(out))
 """
 
 
-def _export(commit: str, dest: Path) -> None:
-    tar = dest / "v1.tar"
-    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(tar), commit, "engine", "data"],
-                   check=True)
-    with tarfile.open(tar) as t:
-        t.extractall(dest, filter="data")
-
-
 def _run(path: Path, args) -> dict:
     env = dict(os.environ, PYTHONPATH=str(path))
     out = subprocess.run([sys.executable, "-c", WORKER, str(args.n), str(args.crlb_n),
@@ -77,7 +70,7 @@ def main() -> None:
                  "load_avg_1m_start": os.getloadavg()[0], "v1": {}, "v2": {}}
     with tempfile.TemporaryDirectory() as d:
         v1 = Path(d)
-        _export(args.v1_commit, v1)
+        export_tree(args.v1_commit, v1)
         for _ in range(args.repeat):
             for name, path in (("v1", v1), ("v2", ROOT)):
                 r = _run(path, args)

@@ -26,13 +26,14 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from git_tree import export_tree  # noqa: E402
 
 WORKER = r"""
 import json, sys, time
@@ -88,14 +89,6 @@ print(json.dumps(res))
 """
 
 
-def _export(rev: str, dest: Path) -> None:
-    tar = dest / "tree.tar"
-    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(tar), rev, "engine", "data"],
-                   check=True)
-    with tarfile.open(tar) as t:
-        t.extractall(dest, filter="data")
-
-
 def _run(path: Path, args, out: Path, oracle: bool = False) -> dict:
     # a private, initially empty inductor cache: compile_s is a cold compile
     env = dict(os.environ, PYTHONPATH=str(path), TORCHINDUCTOR_CACHE_DIR=str(out.parent / "inductor"))
@@ -126,7 +119,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         base = Path(d) / "base"
         base.mkdir()
-        _export(args.baseline, base)
+        export_tree(args.baseline, base)
         for rep in range(args.repeat):
             for name, path in (("baseline", base), ("this", ROOT)):
                 if name == "baseline" and rep == 0:   # the float64 oracle, once, baseline code
