@@ -161,7 +161,7 @@ def test_row_range_is_the_parents_rows_with_the_parents_noise(ds_root):
         np.testing.assert_array_equal(sub.rows(10, 20).log_g, t.log_g[160:170])
         test = ds.split("test")
         np.testing.assert_array_equal(test.rows(5, 25).noisy(), test.noisy()[5:25])
-        with pytest.raises(ValueError, match="empty"):
+        with pytest.raises(DataError, match="empty"):
             t.rows(50, 50)
 
 

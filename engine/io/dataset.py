@@ -260,7 +260,9 @@ class Split:
         seeded noise is the parent's on the same rows (same stream, offset row0)."""
         start, stop = max(0, int(start)), min(int(stop), self.n_rows)
         if not start < stop:
-            raise ValueError(f"empty row range [{start}, {stop}) of {self.name}")
+            raise DataError(f"empty row range [{start}, {stop}) of {self.name} "
+                            f"({self.n_rows} rows)", path=self.dataset.root, key=self.name,
+                            hint=f"use <split>@<start>-<stop> with start < stop ≤ {self.n_rows}")
         segs = []
         for i, seg in enumerate(self.segments):
             lo, hi = max(start, self._offsets[i]), min(stop, self._offsets[i + 1])
