@@ -11,8 +11,11 @@ the many elementwise passes over (B, D, N_fine) arrays could not be fused. Here
 2. Voigt cores + smooth opacity → χ → τ → formal solution, its partial derivatives
    (transfer.flux_partials, depth_partials) and their contraction with the stage-1
    tangents as plain tensor code with an explicit tangent axis: `kernel` below, run by
-   torch.compile (inductor; one fused loop nest instead of ~150 passes over memory) when it
-   is available and eager otherwise — same numbers to float32 rounding;
+   torch.compile (inductor: a few fused loop nests instead of ~150 passes over memory; two
+   graphs, split on purpose before the smooth-opacity contraction) when it is available
+   and eager otherwise — same numbers to float32 rounding. Layouts are chosen for the
+   compiler: line-core arrays are (B, lines, samples, layers) so that every contraction
+   over layers reads contiguous memory;
 3. molecules × LSF × rebin × smooth-median normaliser by `jvp` (cheap: (B, N_fine)).
 
 Values equal `ForwardModel(analytic_jvp=True)` and its `jacfwd` (tests/test_lte_jacobian.py:
