@@ -142,6 +142,8 @@ def main() -> None:
         res["flux_max_abs_diff"] = float(np.abs(a["flux"] - b["flux"]).max())
         res["flux_bit_identical"] = bool(np.array_equal(a["flux"], b["flux"]))
         res["sigma_crlb_max_rel_diff"] = rel(b["sigma"], a["sigma"])
+        if "sigma_compiled" in a.files:
+            res["sigma_crlb_compiled_max_rel_diff"] = rel(b["sigma_compiled"], a["sigma_compiled"])
         # against the float64 oracle (the baseline's float64 Fisher model, jacfwd): the
         # baseline's own float32 σ, this tree's eager and compiled float32 σ
         res["sigma_vs_float64_oracle"] = {
@@ -155,6 +157,12 @@ def main() -> None:
     if "crlb_compiled_spectra_per_s" in res["this"]:
         res["ratio_crlb_compiled_vs_baseline"] = (res["this"]["crlb_compiled_spectra_per_s"]
                                                   / res["baseline"]["crlb_spectra_per_s"])
+    if "crlb_compiled_spectra_per_s" in res["baseline"]:   # a baseline with the compiled Jacobian
+        res["ratio_crlb_compiled_spectra_per_s"] = (res["this"]["crlb_compiled_spectra_per_s"]
+                                                    / res["baseline"]["crlb_compiled_spectra_per_s"])
+        res["speedup_crlb_compiled_cpu_s_per_spectrum"] = (
+            res["baseline"]["crlb_compiled_cpu_s_per_spectrum"]
+            / res["this"]["crlb_compiled_cpu_s_per_spectrum"])
     for key in ("eager_cpu_s_per_spectrum", "compiled_cpu_s_per_spectrum", "crlb_cpu_s_per_spectrum"):
         if key in res["this"] and key in res["baseline"]:
             res[f"speedup_{key}"] = res["baseline"][key] / res["this"][key]

@@ -42,6 +42,10 @@ C2 = 1.4387769e8                                   # hc/k in Å·K
 CORE_HALF_A = 0.6          # Voigt cores on the fine grid within ±0.6 Å of each line
 WING_MAX_A = 60.0          # Lorentzian wings out to ±60 Å
 CONT_PER_COARSE = 80       # continuum opacity grid: every 80th coarse point (9.6 Å)
+# (star, layer) rows per block of the eager Voigt cores (ForwardModel.core_opacity):
+# 16 × 3000 lines × 21 samples ≈ 1M floats per temporary
+CORE_ROWS = 16
+TRANSFER_STARS = 2        # stars per block of the eager formal solution (ForwardModel._transfer)
 SUB_BATCH = 8              # stars per internal chunk: bounds memory (B·D·N_fine tensors)
 # the Fisher model's chunk: its fused kernel (fused.py) forms no (5 tangents, B, D, N_fine)
 # tensor, so 16 stars (build.py's CRLB chunk) fit in ~1 GB and pay less per-op overhead
@@ -196,10 +200,21 @@ class ForwardModel(torch.nn.Module):
             s, kc = self._continuum(theta)[:2]
             return self._coarse_to_fine(kc), s
         l0, a, dld, smooth, s = self.opacity_parts(theta)
+        return self.core_opacity(l0, a, dld) + self._coarse_to_fine(smooth), s
+
+    def core_opacity(self, l0, a, dld) -> torch.Tensor:
+        """Voigt cores of every line on the fine grid, (B, D, N_fine). Eager, in blocks of
+        CORE_ROWS (star, layer) rows: the ~14 elementwise passes of `bucket_opacity` then
+        run on ~4 MB temporaries that stay in cache instead of 50 MB ones per pass (4× less
+        CPU time on one thread; each row is computed exactly as before, so the values are
+        bit-identical). Under torch.compile the one-block form, which inductor fuses."""
         b, d, n = l0.shape
-        core = bucket_opacity(l0.reshape(b * d, n), a.reshape(b * d, n), dld.reshape(b * d, n),
-                              self.core_dl, self.core_idx, grids.N_FINE + 1)[:, :-1].reshape(b, d, -1)
-        return core + self._coarse_to_fine(smooth), s
+        l0, a, dld = (x.reshape(b * d, n) for x in (l0, a, dld))
+        rows = b * d if torch.compiler.is_compiling() else CORE_ROWS
+        core = torch.cat([bucket_opacity(l0[i:i + rows], a[i:i + rows], dld[i:i + rows],
+                                         self.core_dl, self.core_idx, grids.N_FINE + 1)[:, :-1]
+                          for i in range(0, b * d, rows)])
+        return core.reshape(b, d, -1)
 
     def strengths_log_u_h(self, lnt: torch.Tensor) -> torch.Tensor:
         """log10 U(H I) (Irwin polynomial in ln T)."""
@@ -218,9 +233,19 @@ class ForwardModel(torch.nn.Module):
                                  self.planck_scale, self.core_dl, self.core_idx)
         else:
             chi, s = self.opacity(theta, lines)
-            flux = emergent_flux(optical_depth(chi, s.rhox),
-                                 planck(self.fine_wave, self.planck_scale, s.t))
+            flux = self._transfer(chi, s.rhox, s.t)
         return flux * torch.exp(-self.molecules(theta)) if molecules else flux
+
+    def _transfer(self, chi: torch.Tensor, rhox: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """χ (B, D, N_fine) → emergent F (B, N_fine). Eager, TRANSFER_STARS stars at a time:
+        the formal solution's ~20 passes over (D, N_fine) arrays then touch ~6 MB per
+        temporary instead of 24 MB (1.7× less CPU time on one thread; per star the same
+        operations, so bit-identical values). Under torch.compile one block (fused)."""
+        step = chi.shape[0] if torch.compiler.is_compiling() else TRANSFER_STARS
+        parts = [emergent_flux(optical_depth(chi[i:i + step], rhox[i:i + step]),
+                               planck(self.fine_wave, self.planck_scale, t[i:i + step]))
+                 for i in range(0, chi.shape[0], step)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def residual(self, theta: torch.Tensor) -> torch.Tensor:
         """Atomic + hydrogen line residual F/F_c on the fine grid (no molecules, no LSF)."""

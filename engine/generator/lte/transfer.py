@@ -71,19 +71,20 @@ def _bottom_slope(tau: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
 
 def emergent_flux(tau: torch.Tensor, source: torch.Tensor, n_mu: int = N_MU) -> torch.Tensor:
     """τ, S (B, D, N) → F (B, N) (units of S; 2∫Iμdμ)."""
-    mus, ws = gauss_mu(n_mu)
+    # the nodes as Python floats, no numpy call here: a numpy call inside was a
+    # torch.compile graph break that left the whole formal solution eager
+    pairs, w_sum = _GAUSS[n_mu] if n_mu in _GAUSS else _gauss_pairs(n_mu)
     dtau = torch.diff(tau, dim=1)
     ds = torch.diff(source, dim=1)
     k = None                                    # Σ_μ 2wμ e_d φ(x_d)     (B, D-1, N)
     a = 0.0                                     # Σ_μ 2wμ² e_D           (B, N)
-    for mu, w in zip(mus, ws):
-        m = -1.0 / float(mu)
+    for mu, w2 in pairs:
+        m = -1.0 / mu
         xn = dtau * m                           # −x
         p = torch.exp(tau[:, :-1] * m) * (torch.expm1(xn) / xn)
-        wt = 2.0 * float(w) * float(mu)
+        wt = w2 * mu
         k = p * wt if k is None else k + p * wt
-        a = a + (wt * float(mu)) * torch.exp(tau[:, -1] * m)
-    w_sum = float(np.sum(2.0 * ws * mus))
+        a = a + (wt * mu) * torch.exp(tau[:, -1] * m)
     return source[:, 0] * w_sum + (ds * k).sum(1) + _bottom_slope(tau, source) * a
 
 
