@@ -13,10 +13,11 @@ with Stark-broadened profiles, per atmosphere layer.
   Griem's asymptote 3 (K_nm F0)^{3/2}/|Δλ|^{5/2} (quasi-static ions and, in the far wings,
   electrons: 2 × 1.5 β^{−5/2}, β = Δλ/K_nm F0) and its half width that of the Holtsmark
   ion profile (β ≈ 4.2). 2.1 used a Lorentzian of comparable width: its Δλ^{−2} wings were
-  2–3× too strong at 30–60 Å in dwarfs and 5–20× (1–60 Å) at giant densities, where the
-  Doppler core dominates (measured against Turbospectrum's HLINOP profiles layer by layer,
-  docs/generator-v2.md, "Paschen lines"). Electron impact broadening of the core is left
-  out (it narrows TS's core peak; area-conserving here).
+  1.6–3× too strong at 30–60 Å in a solar layer and 2.6–20× (1–60 Å) at giant densities,
+  where the Doppler core dominates (measured against Turbospectrum's HLINOP profiles layer
+  by layer, docs/generator-v2.md, "Paschen lines"). Electron impact broadening of the core
+  is left out (unit area is kept; Turbospectrum's profiles add it and the quasi-static
+  electrons on top of a normalised ion profile and hold 1.7–1.9× the f-value in dwarfs).
 * Profile with Doppler: pseudo-Voigt of Thompson, Cox & Hastings (1987; the Ida et al. 2000
   form) for the total width f and the Stark fraction r = f_Q/f (f_Q = 2 h_Q), mixing
   η(r) = 1.36603 r − 0.47719 r² + 0.11116 r³: φ = (1 − η) G(Δλ; f/2) + η Q(Δλ; h_e) with
