@@ -6,9 +6,9 @@ atmospheres (`lte`, generator version 2.2, engine/generator/lte/; docs/generator
 dissolved n = 3 pseudo-continuum) and quasi-static Δλ^{−5/2} Stark wings for the Paschen
 lines).
 
-Why both: v2 carries the research data's gravity information (5-D R²_max 0.99 / 0.89 /
-0.74 / 0.37 at i = 20 / 21.5 / 22 / 22.5 against the research's 0.99 / 0.87 / 0.70 / 0.26;
-v1 0.98 / 0.78 / 0.47 / 0.00) but is ~10× slower to synthesise directly and still
+Why both: v2 carries much more of the research data's gravity information (5-D R²_max
+0.99 / 0.85 / 0.63 / 0.08 at i = 20 / 21.5 / 22 / 22.5 on 192 draws, generator 2.2, against
+the research's 0.99 / 0.87 / 0.70 / 0.26; v1 0.98 / 0.78 / 0.47 / 0.00) but is ~10× slower to synthesise directly and still
 slower per exact CRLB on 2 cores (bench/results/gen_v1_v2.json, gen_v2_speed.json;
 snapped presets draw from the persistent node lattice, bench/results/gen_lattice.json), so
 it is opt-in (`data generate --physics lte`) until the default preset and bosz-1m's CRLB
