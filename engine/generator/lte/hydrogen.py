@@ -27,11 +27,11 @@ with Stark-broadened profiles, per atmosphere layer.
   f/2): `params`, `paschen_opacity`, `paschen_partials`.
 * Level dissolution (generator 2.2): every line n = 3 → n_u is scaled by the occupation
   probability w(n_u) of its upper level (Hummer & Mihalas 1988; Däppen, Anderson & Mihalas
-  1987), `occupation_probability`; and the dissolved fraction of the n = 3 level's
+  1987), `log_occupation_probability`; and the dissolved fraction of the n = 3 level's
   bound-bound opacity appears as a pseudo-continuum redward of the Paschen edge,
   `kappa_dissolved_n3`. Why: in dwarfs the perturbing neutral H atoms (∝ P_gas) and ions
-  (∝ N_e) dissolve the high Paschen levels — w(15) ≈ 0.05 in the Sun's line-forming layers,
-  ≈ 0.7 in a metal-poor giant's — so the upper series (P14–P20 on and around the Ca II
+  (∝ N_e) dissolve the high Paschen levels — w(15) ≈ 0.04–0.2 in the Sun's line-forming
+  layers (log τ_Ross −0.25 … −1), 0.5–0.8 in a metal-poor giant's — so the upper series (P14–P20 on and around the Ca II
   triplet) is far weaker in dwarfs than undissolved LTE says (Turbospectrum, which uses this
   formalism, shows P14–P17 all but gone in the Sun), and that contrast is gravity."""
 
@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from engine.generator.lte.opacity import ALPHA0_H      # hydrogenic bf constant (λ in Å)
 
 HYDROGEN_PATH = Path(__file__).resolve().parents[3] / "data" / "hydrogen_lines.csv"
 CHI_N3 = 13.598 * (1.0 - 1.0 / 9.0)
@@ -57,7 +59,6 @@ LN10 = math.log(10.0)
 A0_CM = 0.52917721e-8            # Bohr radius
 RYDBERG_A = 911.7633             # λ of the Lyman limit (vacuum Å)
 R_PERTURBER = {"H": math.sqrt(3.0), "He": 1.02}    # √<r²> of H 1s and He 1s², a0
-ALPHA0_H = 1.0449e-26            # hydrogenic bf cross-section constant (λ in Å), opacity.py
 
 
 def _k_hm(n: torch.Tensor) -> torch.Tensor:
