@@ -7,8 +7,8 @@ atmosnet depth structure T, P_gas, P_e, ρ on 25 layers (atmosphere.py) → H io
 opacity per layer: Saha–Boltzmann strengths with Irwin partition functions and ABO/Unsöld
 damping (linelist.py); Voigt cores within ±0.6 Å of every line on the 0.06 Å grid (one
 broadcast Voigt + one `index_add`), Lorentzian far wings (to ±60 Å) as one FFT convolution
-of the per-line wing strengths on the 0.12 Å grid; Stark-broadened Paschen lines
-(hydrogen.py) → τ_λ per layer and the emergent flux by Gauss–Legendre μ quadrature with a
+of the per-line wing strengths on the 0.12 Å grid; Stark-broadened Paschen lines with
+Hummer–Mihalas level dissolution and the dissolved n = 3 pseudo-continuum (hydrogen.py) → τ_λ per layer and the emergent flux by Gauss–Legendre μ quadrature with a
 linear-in-τ Planck source function (transfer.py) → × TiO/CN bands (molecules.py) →
 LSF + rebin (fixed linear operator) → normalised so the median is 0.5 (pfsspec).
 
