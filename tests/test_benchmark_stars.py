@@ -192,19 +192,28 @@ def test_reference_degradation_matches_the_generators_lsf_and_rebin():
 
 
 def test_generator_v2_matches_the_reference_far_better_than_v1(bench, rows, contrast_rows):
-    """Generator v2 (`--physics lte`) against Turbospectrum: 47 of 48 equivalent widths
-    within tolerance and 18 of 20 checked dwarf/giant contrasts right in sign and size with
-    generator 2.1 (2.0: 47/48 and 19/20 with every EW ~15 % low; v1: 39/48 and 14/20). At
-    most the measured misses are allowed — the cool giant's P12 (Paschen wings), the
-    cool dwarf − giant Ca II 8542 contrast (the dwarf's lines still 0.86–0.92× of
-    Turbospectrum's, whose own EOS gives the dwarf 20 % more P_gas; the giant's 8542 1.14×,
-    linemake's Ca II gf 0.1 dex above Gaia-ESO/NIST) and the 6000 K − Sun Ca II 8662
-    contrast (−0.04 vs −0.11 Å, at the 0.1 Å threshold) — so a regression elsewhere fails."""
+    """Generator v2 (`--physics lte`) against Turbospectrum: 44 of 48 equivalent widths
+    within tolerance and 19 of 20 checked dwarf/giant contrasts right in sign and size with
+    generator 2.2 (2.1: 47/48 and 18/20; 2.0: 47/48 and 19/20 with every EW ~15 % low; v1:
+    39/48 and 14/20). At most the measured misses are allowed — P12 in the Sun, the 6000 K
+    dwarf, Arcturus and the cool giant (0.52–0.65×): Turbospectrum's Paschen profiles
+    (Kurucz/Peterson HLINOP, compiled from its source and integrated over ±200 Å) hold
+    1.74–1.95× the line's oscillator strength at dwarf densities (N_e ≥ 2e12; 1.03–1.21 at
+    5e10), because they add the quasi-static electron wings to a normalised ion profile;
+    2.2's profile keeps unit area, so on the hydrogen lines alone it reads 0.53–0.61× of
+    Turbospectrum in dwarfs and 0.6–1.0× in giants (bench/results/paschen_hydrogen_only_v22.json;
+    docs/generator-v2.md, "Paschen lines"); in the cool giant the P12 band is mostly metal
+    blends (0.57× in 2.1 too). The cool dwarf − giant Ca II 8542 contrast (the dwarf's lines
+    still 0.86–0.92× of Turbospectrum's, whose own EOS gives the dwarf 20 % more P_gas; the
+    giant's 8542 1.14×, linemake's Ca II gf 0.1 dex above Gaia-ESO/NIST) and the 6000 K − Sun
+    Ca II 8662 contrast (2.1: −0.04 vs −0.11 Å, at the 0.1 Å threshold) — so a regression
+    elsewhere fails."""
     lte = bm.compare(bench, physics="lte")
     lte_c = [c for c in bm.contrasts(lte) if c["checked"]]
     misses = {(r["star"], r["feature"]) for r in lte if not r["ok"]}
     c_misses = {(c["pair"], c["feature"]) for c in lte_c if not c["ok"]}
-    assert misses <= {("cool_giant", "P12 8750")}, misses
+    assert misses <= {("sun", "P12 8750"), ("dwarf_6000", "P12 8750"), ("arcturus", "P12 8750"),
+                      ("cool_giant", "P12 8750")}, misses
     assert c_misses <= {("cool_dwarf − cool_giant", "Ca II 8542"),
                         ("dwarf_6000 − sun", "Ca II 8662")}, c_misses
     assert sum(r["ok"] for r in lte) > sum(r["ok"] for r in rows.values())

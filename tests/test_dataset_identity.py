@@ -34,11 +34,11 @@ def test_fingerprint_carries_generator_version(tmp_path):
     assert (info["generator_version"], info["preset"], info["seed"]) == \
         (GENERATOR_VERSION, "micro", 4)
     fps = {}
-    for version in ("1.0", "2.0", "2.1"):
+    for version in ("1.0", "2.0", "2.1", "2.2"):
         man_path.write_text(json.dumps({**man, "generator_version": version}))
         with Dataset(root) as ds:
             fps[version] = ds.fingerprint()
-    assert len(set(fps.values())) == 3          # same files, other generator → other identity
+    assert len(set(fps.values())) == 4          # same files, other generator → other identity
     man_path.write_text(json.dumps({**man, "generator_version": "2.0", "seed": 5}))
     with Dataset(root) as ds:
         assert ds.fingerprint() != fps["2.0"]   # and the seed recorded with it

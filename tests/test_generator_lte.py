@@ -87,18 +87,22 @@ def test_solar_equivalent_widths_without_tuning(model):
 def test_gravity_signals_beyond_alpha_lines(model):
     """Generator v2's point: gravity shows where [α/M] does not. In a hot metal-poor star
     (6000 K, [M/H] −2) the Paschen lines (hydrogen: not scaled by [α/M] or [M/H]; line to
-    H⁻ continuum ∝ 1/P_e) strengthen toward low gravity, as does the Ca II triplet
-    (majority stage); measured P12 window 0.22 → 0.93 Å, CaT 8544 1.08 → 1.63 Å."""
+    H⁻ continuum ∝ 1/P_e; upper levels dissolved by the perturbers' density, generator 2.2)
+    strengthen steeply toward low gravity, as does the Ca II triplet (majority stage);
+    measured P12 window 0.054 → 1.01 Å (2.1, without dissolution: 0.22 → 0.93), CaT 8544
+    1.08 → 1.63 Å."""
     th = [[6000, 4.5, -2.0, 0.4, 0.0], [6000, 2.0, -2.0, 0.4, 0.0]]
     r, lam = _residual(model, th)
     p12 = _ew(r, lam, 8745, 8760)       # H P12 8752.9 (+ weak metal lines at [M/H] −2)
     cat = _ew(r, lam, 8524, 8564)
-    assert p12[1] > 2.0 * p12[0] and p12[0] > 0.1
+    assert p12[1] > 10.0 * p12[0] and p12[0] > 0.02
     assert cat[1] > 1.2 * cat[0]
     # the hydrogen line is there in a solar-metallicity 6000 K dwarf too (measured core
-    # depth 4.3 % on the fine grid; P13 8667.4 sits on Ca II 8664.5, the CaT blend)
+    # depth 2.0 % on the fine grid, 4.3 % in 2.1; Turbospectrum's hydrogen-only P12 core at
+    # 6000 K / 4.3 is 6.5 % deep against our 3.0 %, its profile holding ~1.8× the line's
+    # gf at dwarf densities; P13 8667.4 sits on Ca II 8664.5, the CaT blend)
     r2, _ = _residual(model, [[6000, 4.5, 0.0, 0.0, 0.0]])
-    assert 1 - r2[0, np.argmin(abs(lam - 8752.88))] > 0.03
+    assert 1 - r2[0, np.argmin(abs(lam - 8752.88))] > 0.015
 
 
 def test_tio_present_in_cool_stars_only(model):

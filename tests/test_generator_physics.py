@@ -1,4 +1,4 @@
-"""Both physics behind one build path: `--physics lte` (generator 2.1) builds a dataset whose
+"""Both physics behind one build path: `--physics lte` (generator 2.2) builds a dataset whose
 manifest, shards and fingerprint say so, apart from the default (1.0) build of the same
 preset; both give finite, pfsspec-normalised spectra."""
 
@@ -21,8 +21,8 @@ MINI = Preset("mini", (ShardSpec("train_6_0", 6), ShardSpec("val_4", 4),
 
 
 def test_versions_and_modules():
-    assert generator_version() == "1.0" and generator_version("lte") == "2.1"
-    assert physics_of_version("2.1") == "lte" and physics_of_version(None) == "me"
+    assert generator_version() == "1.0" and generator_version("lte") == "2.2"
+    assert physics_of_version("2.1") == "lte" and physics_of_version("2.2") == "lte" and physics_of_version(None) == "me"
     assert physics_of_version("2.0") == "lte"      # datasets of the earlier v2 physics
     assert synth_module("lte").PARAMS == synth_module("me").PARAMS
     with pytest.raises(SpecError, match="physics"):
@@ -44,7 +44,7 @@ def test_an_lte_build_is_its_own_dataset(tmp_path):
     a = build_dataset(MINI, out=tmp_path / "me", compile="off")
     b = build_dataset(MINI, out=tmp_path / "lte", compile="off", physics="lte")
     man = json.loads((b / "dataset.json").read_text())
-    assert man["generator_version"] == "2.1" and man["generator"]["physics"] == "lte"
+    assert man["generator_version"] == "2.2" and man["generator"]["physics"] == "lte"
     assert man["generator"]["n_lines"] == 3000          # v2's own line list
     with Dataset(a) as da, Dataset(b) as db:
         assert da.fingerprint() != db.fingerprint()

@@ -128,7 +128,7 @@ def test_plan_refuses_two_free_axes_and_points_outside_the_box():
 def test_lattice_key_changes_with_what_determines_a_node():
     ident = node_store.lattice_identity()
     key = node_store.lattice_key(ident)
-    assert key.startswith("v2.1-") and key == node_store.lattice_key()
+    assert key.startswith("v2.2-") and key == node_store.lattice_key()
     for change in ({"lsf_fwhm": 1.8}, {"normalise": "smooth"},
                    {"data": {**ident["data"], "linelist_lte.csv": "0" * 64}}):
         assert node_store.lattice_key({**ident, **change}) != key

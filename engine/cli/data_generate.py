@@ -29,7 +29,7 @@ def generate_cmd(
                                  "of long passes)."),
     physics: str = typer.Option("me", "--physics", help="me: one-layer Milne–Eddington "
                                 "(generator 1.0, fast, default); lte: depth-resolved LTE over "
-                                "model atmospheres (generator 2.1, BOSZ-like gravity "
+                                "model atmospheres (generator 2.2, BOSZ-like gravity "
                                 "information, 10–20× slower; docs/generator-v2.md)."),
     keep_free: str = typer.Option("0", "--keep-free", help="Disk space the build must leave "
                                   "free, e.g. 2G or 500M (checked before writing)."),

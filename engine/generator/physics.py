@@ -1,11 +1,14 @@
 """Which physics synthesises a dataset: the one-layer Milne–Eddington model (`me`, the
 default, generator version 1.0) or the depth-resolved LTE synthesis over atmosnet model
-atmospheres (`lte`, generator version 2.1, engine/generator/lte/; docs/generator-v2.md;
-2.1 = 2.0 + measured radiative damping, 3000 lines, a 25-layer depth grid and H₂).
+atmospheres (`lte`, generator version 2.2, engine/generator/lte/; docs/generator-v2.md;
+2.1 = 2.0 + measured radiative damping, 3000 lines, a 25-layer depth grid and H₂;
+2.2 = 2.1 + hydrogen level dissolution (Hummer–Mihalas occupation probabilities, the
+dissolved n = 3 pseudo-continuum) and quasi-static Δλ^{−5/2} Stark wings for the Paschen
+lines).
 
-Why both: v2 carries the research data's gravity information (5-D R²_max 0.99 / 0.89 /
-0.74 / 0.37 at i = 20 / 21.5 / 22 / 22.5 against the research's 0.99 / 0.87 / 0.70 / 0.26;
-v1 0.98 / 0.78 / 0.47 / 0.00) but is ~10× slower to synthesise directly and still
+Why both: v2 carries much more of the research data's gravity information (5-D R²_max
+0.99 / 0.85 / 0.63 / 0.08 at i = 20 / 21.5 / 22 / 22.5 on 192 draws, generator 2.2, against
+the research's 0.99 / 0.87 / 0.70 / 0.26; v1 0.98 / 0.78 / 0.47 / 0.00) but is ~10× slower to synthesise directly and still
 slower per exact CRLB on 2 cores (bench/results/gen_v1_v2.json, gen_v2_speed.json;
 snapped presets draw from the persistent node lattice, bench/results/gen_lattice.json), so
 it is opt-in (`data generate --physics lte`) until the default preset and bosz-1m's CRLB
@@ -19,10 +22,11 @@ from types import ModuleType
 
 from engine.errors import SpecError
 
-PHYSICS = {"me": "1.0", "lte": "2.1"}           # physics → generator version
+PHYSICS = {"me": "1.0", "lte": "2.2"}           # physics → generator version
 # versions an older logg wrote, and their physics (2.0: v2 before the 3000-line list, the
-# 25-layer depth grid, measured Γ_rad and H₂; docs/generator-v2.md, "Line strengths")
-LEGACY_VERSIONS = {"2.0": "lte"}
+# 25-layer depth grid, measured Γ_rad and H₂; docs/generator-v2.md, "Line strengths";
+# 2.1: before level dissolution and quasi-static Paschen wings, "Paschen lines")
+LEGACY_VERSIONS = {"2.0": "lte", "2.1": "lte"}
 DEFAULT_PHYSICS = "me"
 _SYNTH = {"me": "engine.generator.synth", "lte": "engine.generator.lte.synth"}
 

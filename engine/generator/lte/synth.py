@@ -7,8 +7,8 @@ atmosnet depth structure T, P_gas, P_e, ρ on 25 layers (atmosphere.py) → H io
 opacity per layer: Saha–Boltzmann strengths with Irwin partition functions and ABO/Unsöld
 damping (linelist.py); Voigt cores within ±0.6 Å of every line on the 0.06 Å grid (one
 broadcast Voigt + one `index_add`), Lorentzian far wings (to ±60 Å) as one FFT convolution
-of the per-line wing strengths on the 0.12 Å grid; Stark-broadened Paschen lines
-(hydrogen.py) → τ_λ per layer and the emergent flux by Gauss–Legendre μ quadrature with a
+of the per-line wing strengths on the 0.12 Å grid; Stark-broadened Paschen lines with
+Hummer–Mihalas level dissolution and the dissolved n = 3 pseudo-continuum (hydrogen.py) → τ_λ per layer and the emergent flux by Gauss–Legendre μ quadrature with a
 linear-in-τ Planck source function (transfer.py) → × TiO/CN bands (molecules.py) →
 LSF + rebin (fixed linear operator) → normalised so the median is 0.5 (pfsspec).
 
@@ -27,8 +27,9 @@ import torch
 from engine.generator.lte import grids
 from engine.generator.synth import BatchSynth as _BatchSynthV1
 from engine.generator.synth import PARAMS, pfsspec_normalise, smooth_median  # noqa: F401
-from engine.generator.lte.atmosphere import SYNTH_ROWS, Atmosphere, with_molecular_hydrogen
-from engine.generator.lte.hydrogen import Paschen
+from engine.generator.lte.atmosphere import (HE_PER_H, SYNTH_ROWS, Atmosphere,
+                                             with_molecular_hydrogen)
+from engine.generator.lte.hydrogen import Paschen, dissolved_n_eff, kappa_dissolved_n3
 from engine.generator.lte.linelist import LineList, LineStrengths, load_linelist
 from engine.generator.lsf import FWHM_A, LsfRebin
 from engine.generator.molecules import Molecules
@@ -93,6 +94,7 @@ class ForwardModel(torch.nn.Module):
         self.register_buffer("cont_wave", t(cont))
         self.register_buffer("planck_scale", t((fine / 8000.0) ** -5))
         self.register_buffer("cont_w", t(np.arange(CONT_PER_COARSE) / CONT_PER_COARSE))
+        self.register_buffer("cont_n_star", t(dissolved_n_eff(cont)))
         self._u_h = tuple(load_partition_table()[(1, 0)])
         self._core(lines, fine)
         self._wings(lines, coarse)
@@ -181,13 +183,17 @@ class ForwardModel(torch.nn.Module):
                   - torch.log10(s.p_e))                                     # log n(H⁺)/n(H I)
         s, frac_hi = with_molecular_hydrogen(s, log_rh)                     # n(H I)/n_H
         n_hi = s.n_h * frac_hi
-        kc = continuum(self.cont_wave, s.t, s.p_e, n_hi, s.n_e) / s.rho[..., None]
+        kc = continuum(self.cont_wave, s.t, s.p_e, n_hi, s.n_e)
+        if self.paschen.dissolution:                # n = 3 → dissolved states (hydrogen.py)
+            kc = kc + n_hi[..., None] * kappa_dissolved_n3(self.cont_wave, self.cont_n_star, s.t,
+                                                            n_hi, s.n_h * HE_PER_H, s.n_e)
+        kc = kc / s.rho[..., None]
         return s, kc, frac_hi, log_u_h, n_hi
 
     def jacobian_inputs(self, theta: torch.Tensor):
         """The small per-layer arrays the opacity is built from (lte/jacobian.py
         differentiates these by `jacfwd` and the rest explicitly): θ, the continuum on its
-        9.6 Å grid (B, D, N_cont), the Paschen strengths, η and half widths (B, D, 17), and
+        9.6 Å grid (B, D, N_cont), the Paschen strengths, Stark fractions r and half widths (B, D, 17), and
         RHOX, T, P_e, P_gas, n(H I) (B, D) (the line strengths' inputs)."""
         s, kc, frac_hi, log_u_h, n_hi = self.continuum_parts(theta)
         return (theta, kc, *self.paschen.params(s, frac_hi, log_u_h), s.rhox, s.t, s.p_e,
