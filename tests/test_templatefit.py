@@ -197,6 +197,46 @@ def test_template_fit_refuses_a_dataset_not_built_by_the_generator(_isolated_wor
     assert not list(root.joinpath(".cache").glob("templatefit_*.npy"))   # nothing built
 
 
+def test_template_fit_refuses_data_of_an_older_generator_version(_isolated_workspace,
+                                                                 tiny_dataset):
+    """A v2 dataset built by generator 2.0 is not what this logg's lte physics synthesises:
+    the run refuses with both versions named, before building any template."""
+    manifest = json.loads((tiny_dataset / "dataset.json").read_text())
+    manifest["generator_version"] = "2.0"
+    manifest["generator"] = {**manifest["generator"], "physics": "lte"}
+    _link_dataset(_isolated_workspace, tiny_dataset, "old-lte", manifest)
+    out = _cli_run(_isolated_workspace, "old-lte")
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "Traceback" not in text
+    assert "built by generator 2.0" in text and "'lte' physics is generator" in text
+    root = _isolated_workspace / "datasets" / "old-lte"
+    assert not list(root.joinpath(".cache").glob("templatefit_*.npy"))
+
+
+def test_templates_are_the_datasets_own_physics(tmp_path):
+    """The physics read from dataset.json picks the forward model, and keys the cache apart
+    (v1 keys unchanged); a saved model reloads with its physics."""
+    from engine.generator.physics import generator_version
+    from engine.models.templatefit_adapter import TemplateFitAdapter, _require_generated
+
+    for physics in ("me", "lte"):
+        (tmp_path / physics).mkdir()
+        (tmp_path / physics / "dataset.json").write_text(json.dumps(
+            {"generator_version": generator_version(physics),
+             "generator": {"physics": physics}}))
+        assert _require_generated(tmp_path / physics) == physics
+    ad = TemplateFitAdapter()
+    me, lte = (ad.build(ad.presets["template-fit-fast"]) for _ in range(2))
+    lte.physics = "lte"
+    assert me.cache_key() != lte.cache_key()
+    assert me.cache_key() == TemplateFit(**{k: getattr(me, k) for k in (
+        "teff", "logg", "mh", "am", "cm")}, refine_levels=me.refine_levels).cache_key()
+    lte.templates_, lte.n_templates_ = np.zeros((1, 1), np.float32), 1
+    ad.save(lte, tmp_path / "model")
+    meta = json.loads((tmp_path / "model" / "templatefit.json").read_text())
+    assert meta["physics"] == "lte"
+
+
 @pytest.mark.slow
 def test_template_fit_run_end_to_end(_isolated_workspace, tiny_dataset):
     ws = _isolated_workspace

@@ -6,8 +6,9 @@ For a block of spectra against K templates both sums are two matrix products
 ((x·w) @ Tᵀ and w @ (T²)ᵀ), so the coarse search over the whole node grid is dense BLAS.
 
 θ = (T_eff, log g, [M/H], [α/M], [C/M]): all five labels the generator varies. Templates come
-from the project's forward model (engine.generator.synth.BatchSynth) at the nodes of a
-regular 5-D grid, cached as .npy. Why all five: with [α/M] = [C/M] = 0 fixed (the first
+from the project's forward model of the data's own physics (`physics`: the v1 `me` model,
+engine.generator.synth.BatchSynth, or v2 `lte`) at the nodes of a regular 5-D grid, cached
+as .npy. Why all five: with [α/M] = [C/M] = 0 fixed (the first
 version) the abundance mismatch is absorbed by log g, which biases it even on noiseless
 spectra (R² 0.62 clean, 0.07 noisy on the demo set). An axis given as a single node
 (e.g. (0, 0, 1)) stays fixed, which reproduces that 3-D fit.
@@ -135,7 +136,8 @@ class TemplateFit:
                  am: tuple[float, float, float] = prior_axis("a_M"),
                  cm: tuple[float, float, float] = prior_axis("C_M"),
                  refine_levels: int = 4, cache_dir: str | Path | None = None,
-                 synth_batch: int = TEMPLATE_BATCH, chunk_bytes: int = CHUNK_BYTES) -> None:
+                 synth_batch: int = TEMPLATE_BATCH, chunk_bytes: int = CHUNK_BYTES,
+                 physics: str = "me") -> None:
         self.teff = teff
         self.logg = logg
         self.mh = mh
@@ -145,6 +147,7 @@ class TemplateFit:
         self.cache_dir = cache_dir
         self.synth_batch = synth_batch
         self.chunk_bytes = chunk_bytes
+        self.physics = physics      # the generator physics of the data (engine.generator.physics)
 
     # -- templates --------------------------------------------------------------------
     def _axes(self) -> list[np.ndarray]:
@@ -154,6 +157,8 @@ class TemplateFit:
         """Hash of the grid and the generator's source, so a changed forward model never
         reuses stale templates."""
         h = hashlib.sha256(b"5d")
+        if self.physics != "me":          # v1 keys stay what they were
+            h.update(f"physics={self.physics}|".encode())
         for a in self._axes():
             h.update(np.asarray(a, np.float64).tobytes() + b"|")
         gen = Path(__file__).resolve().parent.parent / "generator"
@@ -191,10 +196,12 @@ class TemplateFit:
             except (OSError, ValueError):
                 pass  # damaged cache: rebuild below
         from engine.events import emit
-        from engine.generator.synth import BatchSynth
+        from engine.generator.physics import synth_module
 
         theta = self.node_theta(*axes)
-        synth = BatchSynth(batch=self.synth_batch)
+        # the data's own forward model; v2 (lte) is ~10× slower eager, so it is compiled
+        synth = synth_module(self.physics).BatchSynth(batch=self.synth_batch,
+                                                      compile=self.physics != "me")
         parts, step = [], 8 * self.synth_batch
         for s in range(0, len(theta), step):
             parts.append(synth(theta[s:s + step]))

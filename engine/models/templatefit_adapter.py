@@ -51,7 +51,7 @@ class TemplateFitAdapter:
 
     def train(self, est: TemplateFit, ctx: TrainContext) -> TemplateFit:
         if ctx.dataset_root is not None:
-            _require_generated(Path(ctx.dataset_root))
+            est.physics = _require_generated(Path(ctx.dataset_root))
             est.cache_dir = Path(ctx.dataset_root) / ".cache"
         est.fit(callbacks=ctx.callbacks)
         return est
@@ -79,7 +79,8 @@ class TemplateFitAdapter:
 
 
 def _params(est: TemplateFit) -> dict[str, Any]:
-    return {**{k: list(getattr(est, k)) for k in LABELS}, "refine_levels": est.refine_levels}
+    return {**{k: list(getattr(est, k)) for k in LABELS}, "refine_levels": est.refine_levels,
+            "physics": est.physics}
 
 
 def _from_params(p: Mapping[str, Any]) -> TemplateFit:
@@ -88,13 +89,16 @@ def _from_params(p: Mapping[str, Any]) -> TemplateFit:
     fixed = [0.0, 0.0, 1.0]
     return TemplateFit(teff=tuple(p["teff"]), logg=tuple(p["logg"]), mh=tuple(p["mh"]),
                        am=tuple(p.get("am", fixed)), cm=tuple(p.get("cm", fixed)),
-                       refine_levels=int(p.get("refine_levels", 4)))
+                       refine_levels=int(p.get("refine_levels", 4)),
+                       physics=str(p.get("physics", "me")))
 
 
-def _require_generated(root: Path) -> None:
-    """DataError unless dataset.json says the project's generator built the dataset: the
-    templates are that generator's spectra, and χ² against another model's spectra (a
-    pfsspec/BOSZ set) would measure the model mismatch, not log g."""
+def _require_generated(root: Path) -> str:
+    """The physics that built the dataset (`me` or `lte`), or a DataError unless this logg
+    can synthesise exactly that data's model: the templates are the generator's spectra,
+    and χ² against another model's spectra (a pfsspec/BOSZ set, or data of an older
+    generator version) would measure the model mismatch, not log g."""
+    from engine.generator.physics import generator_version, physics_of_version
     from engine.io.dataset import MANIFEST
 
     path = root / MANIFEST
@@ -109,3 +113,14 @@ def _require_generated(root: Path) -> None:
                         hint="build one with `logg-engine data generate`; the templates are "
                              "that forward model's spectra, so fitting other data (e.g. a "
                              "pfsspec/BOSZ set) would measure model mismatch, not log g")
+    version = str(doc.get("generator_version") or "1.0")
+    physics = physics_of_version(version)
+    if version != generator_version(physics):
+        raise DataError(f"the dataset was built by generator {version}; this logg's {physics!r} "
+                        f"physics is generator {generator_version(physics)}, so its templates "
+                        "would not be the spectra the data came from", path=path,
+                        key="generator_version",
+                        hint="rebuild the dataset with this logg (`logg-engine data generate "
+                             "--preset P --name D" + (" --physics lte" if physics == "lte" else "")
+                             + "`), or fit it with the logg version that built it")
+    return physics
