@@ -50,6 +50,25 @@ def test_a_v2_study_has_its_own_dataset_and_folder_and_builds_with_lte():
         get_study("research").with_physics("nlte")
 
 
+def test_a_study_on_data_of_an_older_generator_version_says_so(tmp_path):
+    """The dataset on disk was built by an older v2: the study names both versions and how
+    to move to the current one (here through --dry-run, which runs nothing)."""
+    from engine.generator.physics import generator_version
+
+    root = tmp_path / "datasets" / "bosz-1m-lte"
+    root.mkdir(parents=True)
+    (root / "dataset.json").write_text(json.dumps({"generator_version": "2.0"}))
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "study", "research",
+                          "--physics", "lte", "--dry-run", "-w", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    now = generator_version("lte")
+    assert (f"dataset bosz-1m-lte was built by generator 2.0; this logg's 'lte' physics is "
+            f"generator {now}") in " ".join(out.stderr.split())
+    assert str(tmp_path / "studies" / "research-lte") in out.stderr.replace("\n", "")
+    assert "build dataset bosz-1m-lte" in out.stdout
+
+
 def test_size_arg_round_trips_through_the_cli_parser():
     from engine.io.dataset import parse_size
 

@@ -48,6 +48,7 @@ def study_cmd(
     cfg = cfg.capped(parse_size(max_size) if max_size else None)
     steps = plan_steps(cfg, gpu=device == "cuda")
     folder = study_folder(ws, cfg.folder_name)
+    _warn_if_older_data(ws, cfg, folder)
     if dry_run:
         _print_plan(steps, StudyState.load(folder))
         return
@@ -61,6 +62,29 @@ def study_cmd(
         text = build_report(ws, cfg.dataset)
         write_text(folder / "report.md", text)
         typer.echo(text)
+
+
+def _warn_if_older_data(ws: Path, cfg: Any, folder: Path) -> None:
+    """Say so when the study's dataset was built by an older generator version than this
+    logg's: the study continues on those data (its runs stay apart by fingerprint), and the
+    message says how to move it to the current version instead."""
+    import json
+
+    from engine.generator.physics import generator_version
+    from engine.paths import datasets_dir
+
+    manifest = datasets_dir(ws) / cfg.dataset / "dataset.json"
+    try:
+        built = json.loads(manifest.read_text()).get("generator_version")
+    except (OSError, ValueError, AttributeError):
+        return
+    now = generator_version(cfg.physics)
+    if built and str(built) != now:
+        typer.echo(f"note: dataset {cfg.dataset} was built by generator {built}; this logg's "
+                   f"{cfg.physics!r} physics is generator {now}. The study goes on with the "
+                   f"{built} data (runs on data of different versions never mix in the store); "
+                   f"to run it on {now} data, delete {manifest.parent} and {folder} and start "
+                   "it again.", err=True)
 
 
 def _print_plan(steps: list, state: Any) -> None:
