@@ -108,7 +108,10 @@ def analyse(n: int, seed: int, mag: float = 21.5) -> dict:
 
 def summary(res: dict) -> str:
     st = res["stars"]
-    med = lambda key: float(np.median([s[key] for s in st]))
+
+    def med(key: str) -> float:
+        return float(np.median([s[key] for s in st]))
+
     lines = [f"generator {res['generator_version']}, {len(st)} warm metal-poor draws of "
              f"per_mag_figures({res['n']}, seed={res['seed']}), i = {res['mag']}",
              f"median σ(log g): alone {med('sigma_logg_alone'):.3f}, 5-D {med('sigma_logg_5d'):.3f}"]

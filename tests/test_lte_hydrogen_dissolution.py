@@ -24,7 +24,8 @@ T64 = dict(dtype=torch.float64)
 
 
 def _w(n, n_hi, n_he, n_e, t):
-    f = lambda x: torch.tensor(float(x), **T64)
+    def f(x):
+        return torch.tensor(float(x), **T64)
     return float(torch.exp(log_occupation_probability(float(n), f(n_hi), f(n_he), f(n_e), f(t))))
 
 
@@ -59,7 +60,8 @@ def test_w_falls_with_level_and_density_and_stays_finite_in_float32():
     assert all(a > b for a, b in zip(ws, ws[1:]))
     assert ws[0] > 0.999                         # n = 3 is never dissolved in a photosphere
     assert _w(14, 1e17, 1e16, 1e13, 5000.0) < _w(14, 1e16, 1e15, 1e12, 5000.0)
-    f = lambda x: torch.tensor(x, dtype=torch.float32)
+    def f(x):
+        return torch.tensor(x, dtype=torch.float32)
     for n_e in (1e6, 1e10, 1e17):
         lw = log_occupation_probability(20.0, f(1e18), f(1e17), f(n_e), f(9000.0))
         assert torch.isfinite(lw)
