@@ -181,6 +181,12 @@ def _check_results_page(ws: Path, out: Path) -> None:
     assert f"{r2:.3f}" in page and "generator version" in page and "\x1b[" not in page
     for name in ("scaling.png", "r2_vs_snr.png"):  # R² vs SNR without a ceiling here
         assert (out.parent / "results" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second page beside it keeps its own figures (docs/results-demo.md → results-demo/)
+    other = out.with_name("results-demo.md")
+    subprocess.run([sys.executable, "-m", "engine.cli", "export", "results", "--out",
+                    str(other), "--workspace", str(ws)], check=True, capture_output=True)
+    assert "](results-demo/scaling.png)" in other.read_text()
+    assert (out.parent / "results-demo" / "scaling.png").is_file()
 
 
 @pytest.mark.slow

@@ -19,8 +19,9 @@ from engine.store.reader import StoreReader
 
 
 def write_results_page(workspace: Path, out: Path, dataset: str | None = None) -> list[Path]:
-    """Write `out` (markdown) and its figures in `<out's folder>/results/`; returns the
-    files written."""
+    """Write `out` (markdown) and its figures in the folder of its stem beside it
+    (`docs/results.md` → `docs/results/`, `docs/results-demo.md` → `docs/results-demo/`,
+    so two pages never share images); returns the files written."""
     from engine.report.document import build_report, load_report_data
 
     d = load_report_data(workspace, dataset)
@@ -29,20 +30,20 @@ def write_results_page(workspace: Path, out: Path, dataset: str | None = None) -
                     [_largest_per_model(d.points)])
         ds = r.df("SELECT * FROM datasets WHERE name = ?", [d.dataset])
     out = Path(out)
-    fig_dir = out.parent / "results"
+    fig_dir = out.parent / out.stem
     written = []
     parts = [_header(workspace, d.dataset, ds)]
     if not d.points.empty:
         written.append(F.scaling_png(d.points, fig_dir / "scaling.png"))
         parts += ["## R² vs training size", "",
-                  f"![R² vs training size](results/{written[-1].name})", "",
+                  f"![R² vs training size]({out.stem}/{written[-1].name})", "",
                   "```text", F.scaling_text(d.points), "```", ""]
     if not bins.empty:
         written.append(F.r2_vs_snr_png(bins, fig_dir / "r2_vs_snr.png"))
         parts += ["## R² vs SNR, beside the physical ceiling", "",
                   "The largest training size of each model; the grey line is the "
                   "Cramér–Rao ceiling R²_max of the same test spectra.", "",
-                  f"![R² vs SNR](results/{written[-1].name})", "",
+                  f"![R² vs SNR]({out.stem}/{written[-1].name})", "",
                   "```text", F.r2_vs_snr_text(bins), "```", ""]
     report = build_report(workspace, d.dataset)
     parts.append(report.split("\n", 1)[1] if report.startswith("# ") else report)
