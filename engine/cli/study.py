@@ -68,22 +68,22 @@ def _warn_if_older_data(ws: Path, cfg: Any, folder: Path) -> None:
     """Say so when the study's dataset was built by an older generator version than this
     logg's: the study continues on those data (its runs stay apart by fingerprint), and the
     message says how to move it to the current version instead."""
-    import json
-
+    from engine.errors import DataError
     from engine.generator.physics import generator_version
+    from engine.io.dataset import read_manifest
     from engine.paths import datasets_dir
 
-    manifest = datasets_dir(ws) / cfg.dataset / "dataset.json"
+    root = datasets_dir(ws) / cfg.dataset
     try:
-        built = json.loads(manifest.read_text()).get("generator_version")
-    except (OSError, ValueError, AttributeError):
-        return
+        built = read_manifest(root).get("generator_version")
+    except DataError:
+        return              # the data step itself reports an unreadable manifest
     now = generator_version(cfg.physics)
     if built and str(built) != now:
         typer.echo(f"note: dataset {cfg.dataset} was built by generator {built}; this logg's "
                    f"{cfg.physics!r} physics is generator {now}. The study goes on with the "
                    f"{built} data (runs on data of different versions never mix in the store); "
-                   f"to run it on {now} data, delete {manifest.parent} and {folder} and start "
+                   f"to run it on {now} data, delete {root} and {folder} and start "
                    "it again.", err=True)
 
 

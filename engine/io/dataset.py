@@ -63,6 +63,22 @@ def write_manifest(root: str | Path, *, name: str, preset: str | None, seed: int
     return write_json(root / MANIFEST, doc, safe=False)
 
 
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """`<root>/dataset.json` as a dict ({} when there is none); DataError when unreadable."""
+    path = Path(root) / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"unreadable manifest: {exc}", path=path,
+                        hint="fix or delete dataset.json (it is optional)") from None
+    if not isinstance(doc, dict):
+        raise DataError("manifest is not a JSON object", path=path,
+                        hint="fix or delete dataset.json (it is optional)")
+    return doc
+
+
 def _trailing_index(name: str) -> int:
     m = re.search(r"_(\d+)$", name)
     return int(m.group(1)) if m else 0
@@ -99,18 +115,7 @@ class Dataset:
         self._fingerprint: str | None = None
 
     def _read_manifest(self) -> dict[str, Any]:
-        path = self.root / MANIFEST
-        if not path.exists():
-            return {}
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise DataError(f"unreadable manifest: {exc}", path=path,
-                            hint="fix or delete dataset.json (it is optional)") from None
-        if not isinstance(doc, dict):
-            raise DataError("manifest is not a JSON object", path=path,
-                            hint="fix or delete dataset.json (it is optional)")
-        return doc
+        return read_manifest(self.root)
 
     # -- shards ----------------------------------------------------------------------
     def file(self, shard: str) -> SpectrumFile:

@@ -99,14 +99,11 @@ def _require_generated(root: Path) -> str:
     and χ² against another model's spectra (a pfsspec/BOSZ set, or data of an older
     generator version) would measure the model mismatch, not log g."""
     from engine.generator.physics import generator_version, physics_of_version
-    from engine.io.dataset import MANIFEST
+    from engine.io.dataset import MANIFEST, read_manifest
 
     path = root / MANIFEST
-    try:
-        doc = json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, ValueError):
-        doc = {}
-    if not isinstance(doc, dict) or not doc.get("generator"):
+    doc = read_manifest(root)
+    if not doc.get("generator"):
         raise DataError("template-fit needs a dataset built by the project's generator "
                         "(dataset.json has no `generator` block)", path=path,
                         key="template-fit",
