@@ -31,6 +31,12 @@ def generate_cmd(
                                 "(generator 1.0, fast, default); lte: depth-resolved LTE over "
                                 "model atmospheres (generator 2.2, BOSZ-like gravity "
                                 "information, 10–20× slower; docs/generator-v2.md)."),
+    crlb_method: str = typer.Option(None, "--crlb-method", help="How the val/test CRLB "
+                                    "columns are computed: exact (jacfwd of the model at θ) "
+                                    "or lattice (grid central differences of the node lattice, "
+                                    "the research's protocol; --physics lte with a snapped "
+                                    "preset only). Default: lattice for lattice builds, else "
+                                    "exact (docs/generator-v2.md)."),
     keep_free: str = typer.Option("0", "--keep-free", help="Disk space the build must leave "
                                   "free, e.g. 2G or 500M (checked before writing)."),
     workspace: Path = WorkspaceOpt,
@@ -57,7 +63,8 @@ def generate_cmd(
     with RichProgress(f"generate {name or preset}") as cb:
         root = build_dataset(preset, out=out, seed=seed, size=n, name=name,
                              crlb=not no_crlb, compile=compile_, callbacks=[cb],
-                             workspace=workspace, keep_free=reserve, physics=physics)
+                             workspace=workspace, keep_free=reserve, physics=physics,
+                             crlb_method=crlb_method)
     typer.echo(f"dataset written: {root}")
 
 

@@ -14,7 +14,10 @@ in place. A full disk is one DataError, with the temporary files removed.
 
 A snapped v2 build (`--physics lte`, `bosz-1m`) first synthesises every node its shards
 need into the workspace's persistent node lattice (engine.generator.lte.node_store, its
-own progress in nodes) and then interpolates its rows from it (lte.lattice)."""
+own progress in nodes) and then interpolates its rows from it (lte.lattice). Its CRLB
+columns come from the exact jacfwd model at θ (`crlb_method="exact"`) or from the
+lattice's own grid Jacobian (`"lattice"`, lte/lattice_fisher.py: the research's protocol,
+microseconds per row); the method is part of the build's identity."""
 
 from __future__ import annotations
 
@@ -42,6 +45,15 @@ CRLB_CHECKPOINT_ROWS = 64   # ~25 s of CRLB at 2.7/s: the CRLB pass's resume uni
 # --compile auto: a v2 CRLB pass of at least this many rows compiles the Jacobian's
 # line-transfer stage (~30 s once per process, then ~2× faster: pays off from ~200 rows)
 CRLB_COMPILE_MIN_ROWS = 1000
+CRLB_METHODS = ("exact", "lattice")
+# the CRLB method of a lattice build when none is given (docs/generator-v2.md, "CRLB from
+# the lattice": measured against exact in bench/results/lattice_crlb.json)
+LATTICE_BUILD_CRLB = "lattice"
+
+
+def default_crlb_method(physics: str, snap: bool) -> str:
+    """`lattice` for a lattice build (lte + snapped preset), else `exact`."""
+    return LATTICE_BUILD_CRLB if (physics == "lte" and snap) else "exact"
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,7 @@ class BuildConfig:
     checkpoint_rows: int = 4096  # rows between checkpoints inside a shard (resume unit)
     physics: str = "me"          # "me" (v1, default) | "lte" (v2): engine.generator.physics
     lattice_root: Path | None = None  # persistent node lattice (lte + snap); None: in memory
+    crlb_method: str = "exact"   # "exact" (jacfwd at θ) | "lattice" (lte + snap only)
 
     @property
     def version(self) -> str:
@@ -68,10 +81,15 @@ class BuildConfig:
         return generator_version(self.physics)
 
     def signature(self) -> dict:
-        """What must match for a resume to reuse finished shards."""
-        return {"preset": self.preset.name, "seed": self.seed, "version": self.version,
-                "snap": self.preset.snap, "noise": asdict(self.noise),
-                "plan": {s.name: s.rows for s in self.preset.shards}}
+        """What must match for a resume to reuse finished shards. The CRLB method is in it
+        when it is not `exact` (builds from before the option were exact and keep their
+        signature, so they still resume)."""
+        sig = {"preset": self.preset.name, "seed": self.seed, "version": self.version,
+               "snap": self.preset.snap, "noise": asdict(self.noise),
+               "plan": {s.name: s.rows for s in self.preset.shards}}
+        if self.crlb_method != "exact":
+            sig["crlb_method"] = self.crlb_method
+        return sig
 
 
 def shard_rng(seed: int, name: str) -> np.random.Generator:
@@ -84,12 +102,14 @@ def build_dataset(preset: str | Preset = "default", *, out: str | Path | None = 
                   crlb: bool = True, compile: str = "auto", batch: int = 64,
                   noise: NoiseConfig | None = None, callbacks: Callbacks | None = None,
                   workspace: str | Path | None = None, keep_free: int = 0,
-                  checkpoint_rows: int = 4096, physics: str = "me") -> Path:
+                  checkpoint_rows: int = 4096, physics: str = "me",
+                  crlb_method: str | None = None) -> Path:
     """Build (or resume) a dataset; returns its root folder.
 
     out default: `<workspace>/datasets/<name or preset>/`. keep_free: bytes the build must
     leave free (checked before writing). checkpoint_rows: resume granularity in a shard.
-    physics: "me" (generator 1.0, default) or "lte" (2.0; engine.generator.physics)."""
+    physics: "me" (generator 1.0, default) or "lte" (2.x; engine.generator.physics).
+    crlb_method: "exact" | "lattice" (lattice builds only); None: default_crlb_method."""
     from engine.generator.physics import check_physics
     from engine.paths import datasets_dir, workspace as ws_root
     p = get_preset(preset) if isinstance(preset, str) else preset
@@ -98,9 +118,11 @@ def build_dataset(preset: str | Preset = "default", *, out: str | Path | None = 
     ds_name = name or p.name
     root = Path(out) if out is not None else datasets_dir(ws_root(workspace)) / ds_name
     from engine.generator.lte.node_store import lattice_root
+    physics = check_physics(physics)
+    method = default_crlb_method(physics, p.snap) if crlb_method is None else crlb_method
     cfg = BuildConfig(p, root, int(seed), ds_name, crlb, compile, int(batch),
                       noise or NoiseConfig(), int(keep_free), int(checkpoint_rows),
-                      check_physics(physics), lattice_root(workspace))
+                      physics, lattice_root(workspace), method)
     return Builder(cfg).run(callbacks)
 
 
@@ -112,6 +134,16 @@ class Builder:
             raise SpecError("batch must be ≥ 1", key="batch")
         if cfg.checkpoint_rows < 1:
             raise SpecError("checkpoint_rows must be ≥ 1", key="checkpoint_rows")
+        if cfg.crlb_method not in CRLB_METHODS:
+            raise SpecError(f"unknown CRLB method {cfg.crlb_method!r}", key="crlb-method",
+                            hint="use exact or lattice (docs/generator-v2.md)")
+        if cfg.crlb_method == "lattice" and not (cfg.physics == "lte" and cfg.preset.snap):
+            raise SpecError("--crlb-method lattice needs a lattice build: --physics lte and "
+                            f"a snapped preset (bosz-1m); this build is --physics "
+                            f"{cfg.physics}, preset {cfg.preset.name} "
+                            f"({'snapped' if cfg.preset.snap else 'not snapped'})",
+                            key="crlb-method", hint="use --crlb-method exact, or build "
+                            "--physics lte --preset bosz-1m")
         self.cfg = cfg
         self.root = Path(cfg.out)
         self._synth = None
@@ -142,6 +174,7 @@ class Builder:
         write_manifest(self.root, name=self.cfg.name, preset=self.cfg.preset.name,
                        seed=self.cfg.seed, noise_level=NOISE_LEVEL, shards=done,
                        extra={"generator_version": self.cfg.version, "complete": True,
+                              "crlb_method": self.cfg.crlb_method,
                               "build": self.cfg.signature(),
                               "generator": {"n_lines": len(load_linelist()), "lsf_fwhm": FWHM_A,
                                             "frozen_noise_seed": FROZEN_NOISE_SEED,
@@ -253,11 +286,18 @@ class Builder:
     def _prepare_lattice(self, todo: list[ShardSpec], callbacks) -> None:
         """Synthesise every node the shards still to build need, before any row is
         written (its own progress bar in nodes; the workspace's lattice keeps them for
-        every later build). θ per shard is the shard RNG's first draw, as in _build_shard."""
-        theta = np.concatenate([sample_labels(shard_rng(self.cfg.seed, s.name), s.rows,
-                                              snap=True)[0] for s in todo])
+        every later build). θ per shard is the shard RNG's first draw, as in _build_shard.
+        With `crlb_method="lattice"` also the grid neighbours the CRLB shards' Jacobians
+        read (lattice_fisher.jacobian_nodes)."""
+        draws = {s.name: sample_labels(shard_rng(self.cfg.seed, s.name), s.rows, snap=True)[0]
+                 for s in todo}
         synth = self._synthesiser(sum(s.rows for s in self.cfg.preset.shards), callbacks)
-        synth.prepare(theta, callbacks)
+        extra = None
+        if self.cfg.crlb and self.cfg.crlb_method == "lattice":
+            from engine.generator.lte.lattice_fisher import jacobian_nodes
+            extra = [jacobian_nodes(draws[s.name]) for s in todo if s.crlb]
+            extra = np.concatenate(extra) if extra else None
+        synth.prepare(np.concatenate(list(draws.values())), callbacks, extra)
 
     def _synthesiser(self, rows_todo: int, callbacks=None):
         if self._synth is None:
@@ -375,21 +415,31 @@ class Builder:
     def _crlb(self, theta, errors, spec, callbacks, state, w):
         """CRLB columns in chunks of 16, checkpointed every `crlb_checkpoint` rows through
         the shard writer, so a resumed build continues the pass where it stopped."""
-        from engine.generator.fisher import crlb
         n, chunk = len(theta), 16
         saved = w.load_side((2, n))
         out, first = saved if saved is not None else (np.empty((2, n)), 0)
-        model = self._fisher_model()
-        if hasattr(model, "compile_jacobian"):      # v2: compile pays off on long passes
-            model.compile_jacobian = model.compile_jacobian or self.cfg.compile == "on" or (
-                self.cfg.compile == "auto" and n - first >= CRLB_COMPILE_MIN_ROWS)
+        if self.cfg.crlb_method == "lattice":
+            from functools import partial
+
+            from engine.generator.lte import lattice_fisher
+            lat = self._synthesiser(n, callbacks)
+            lat.lattice.ensure(lattice_fisher.jacobian_nodes(theta), lat.synth, callbacks)
+            crlb, chunk = partial(lattice_fisher.crlb, lattice=lat.lattice), 256
+        else:
+            from functools import partial
+
+            from engine.generator.fisher import crlb as exact_crlb
+            model = self._fisher_model()
+            if hasattr(model, "compile_jacobian"):      # v2: compile pays off on long passes
+                model.compile_jacobian = model.compile_jacobian or self.cfg.compile == "on" \
+                    or (self.cfg.compile == "auto" and n - first >= CRLB_COMPILE_MIN_ROWS)
+            crlb = partial(exact_crlb, model=model)
         if first:
             emit(callbacks, "log", message=f"resume {spec.name} crlb at row {first} of {n}")
             state["total"] -= first
         since = 0
         for s in range(first, n, chunk):
-            r = crlb(theta[s:s + chunk], errors[s:s + chunk], noise_level=NOISE_LEVEL,
-                     model=model)
+            r = crlb(theta[s:s + chunk], errors[s:s + chunk], noise_level=NOISE_LEVEL)
             out[0, s:s + chunk] = r.crlb_log_g
             out[1, s:s + chunk] = r.schur
             since += min(chunk, n - s)

@@ -179,16 +179,23 @@ class Dataset:
     # -- identity --------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
         """What built this dataset, from its manifest: generator_version, preset, seed
-        (None where unknown: no manifest, e.g. research pfsspec files)."""
+        (None where unknown: no manifest, e.g. research pfsspec files), and crlb_method
+        where the CRLB columns were not computed by the exact model (`lattice`: from the
+        node lattice's grid Jacobian; absent = exact, as every build before the option)."""
         m = self.manifest
         gv = m.get("generator_version")
-        return {"generator_version": None if gv is None else str(gv),
-                "preset": m.get("preset"), "seed": m.get("seed")}
+        out = {"generator_version": None if gv is None else str(gv),
+               "preset": m.get("preset"), "seed": m.get("seed")}
+        method = m.get("crlb_method")
+        if method not in (None, "exact"):
+            out["crlb_method"] = str(method)
+        return out
 
     def fingerprint(self) -> str:
         """Stable 16-hex hash of shard names, row counts, array dtypes and each shard's
         raw params table bytes (no spectrum array is read), plus the manifest's
-        generator version, preset and seed: two builds by different generator versions
+        generator version, preset, seed and (when not exact) CRLB method: two builds by
+        different generator versions, or whose CRLB columns were computed differently,
         never share a fingerprint, even where their labels agree. Stored runs key on it.
         Generator 1.0 datasets hash as before this rule (their identity was already in
         the params bytes), so stores that hold their runs keep matching them."""

@@ -9,8 +9,8 @@ four nearest nodes of the free axis (C¹, exact at nodes; one-sided at the box e
 pfsspec interpolates along one axis with a spline; it acts on the normalised node spectra,
 then the result is renormalised to median 0.5 (interpolation commutes with LSF and rebin,
 not with the median, hence the renormalisation). Rows whose labels all sit on nodes are
-the node spectra themselves. The CRLB columns are still computed from the exact model at
-θ (fisher.py), not from the interpolant.
+the node spectra themselves. The CRLB columns come from the exact model at θ (fisher.py) or,
+with `--crlb-method lattice`, from the interpolant itself (lattice_fisher.py).
 
 The node spectra live in a `node_store.NodeLattice` (persistent under
 `<workspace>/cache/lattice/<key>/` when the builder passes one, in memory otherwise), all in
@@ -66,10 +66,11 @@ def plan(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def interpolate(flux: np.ndarray, rows: np.ndarray, weights: np.ndarray,
-                block: int = BLOCK_ROWS) -> np.ndarray:
-    """Σ_k w_k · flux[rows_k] in float64 per row, renormalised to median 0.5; float32 out.
+                block: int = BLOCK_ROWS, dtype=np.float32) -> np.ndarray:
+    """Σ_k w_k · flux[rows_k] in float64 per row, renormalised to median 0.5; float32 out
+    (`dtype`: float64 for the lattice Jacobian's differences, lattice_fisher.py).
     Blocks of rows keep the gathered (block, 4, n_pix) array small."""
-    out = np.empty((len(rows), flux.shape[1]), np.float32)
+    out = np.empty((len(rows), flux.shape[1]), dtype)
     for s in range(0, len(rows), block):
         f = np.einsum("bk,bkp->bp", weights[s:s + block],
                       flux[rows[s:s + block]].astype(np.float64))
@@ -93,10 +94,14 @@ class LatticeSynth:
     def plan(self, theta: np.ndarray):
         return plan(theta)
 
-    def prepare(self, theta: np.ndarray, callbacks=None) -> int:
-        """Synthesise (and store) every node the rows θ need, with progress events; the
-        builder calls it once for a whole build before writing any row."""
+    def prepare(self, theta: np.ndarray, callbacks=None, extra: np.ndarray | None = None
+                ) -> int:
+        """Synthesise (and store) every node the rows θ need (and the flat node numbers
+        `extra`: the lattice CRLB's grid neighbours), with progress events; the builder
+        calls it once for a whole build before writing any row."""
         keys, _ = plan(theta)
+        if extra is not None:
+            keys = np.concatenate([keys.ravel(), np.asarray(extra, np.int64).ravel()])
         return self.lattice.ensure(keys, self.synth, callbacks)
 
     def __call__(self, theta: np.ndarray) -> np.ndarray:
