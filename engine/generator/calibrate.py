@@ -20,9 +20,16 @@ import numpy as np
 from engine.events import Callbacks, emit
 
 MAGS = (20.0, 21.5, 22.0, 22.5)
-TARGET_SNR_MED = {20.0: 24.0, 21.5: 7.1, 22.0: 4.6, 22.5: 3.0}
-TARGET_SIGMA_3D = {20.0: 0.12, 21.5: 0.42, 22.0: 0.66, 22.5: 1.03}
-TARGET_R2MAX_5D = {20.0: 0.9892, 21.5: 0.8742, 22.0: 0.6983, 22.5: 0.2647}
+# research medians per magnitude (ORIGINAL_SYSTEM.md §6.3; 18 and 23 only in the grid
+# protocol's magnitudes, calibrate_grid.GRID_MAGS)
+TARGET_SNR_MED = {18.0: 87.4, 20.0: 24.0, 21.5: 7.1, 22.0: 4.6, 22.5: 3.0, 23.0: 1.9}
+TARGET_SIGMA_3D = {18.0: 0.0328, 20.0: 0.12, 21.5: 0.42, 22.0: 0.66, 22.5: 1.03, 23.0: 1.6133}
+TARGET_R2MAX_5D = {18.0: 0.9993, 20.0: 0.9892, 21.5: 0.8742, 22.0: 0.6983, 22.5: 0.2647,
+                   23.0: 0.0}
+TARGET_SCHUR_3D = {18.0: 0.6641, 20.0: 0.6842, 21.5: 0.6906, 22.0: 0.6921, 22.5: 0.6922,
+                   23.0: 0.6923}
+TARGET_SCHUR_5D = {18.0: 0.5505, 20.0: 0.5696, 21.5: 0.5778, 22.0: 0.5791, 22.5: 0.5801,
+                   23.0: 0.5806}
 TARGET_L2_BINS = (29.0, 38.0, 30.0, 3.0)
 VAR_GRID = 1.6667   # population variance of the 9 BOSZ log g nodes (docs/analyses.md, `ceiling`)
 

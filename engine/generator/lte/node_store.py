@@ -98,10 +98,14 @@ class NodeLattice:
     """Node spectra by flat node number, backed by a folder (or memory only, `root=None`).
 
     `ensure(nodes, synth)` synthesises (and stores) the missing ones; `rows(nodes)` maps
-    node numbers to rows of `flux`, the one (n_stored, 4096) float32 array they live in."""
+    node numbers to rows of `flux`, the one (n_stored, 4096) float32 array they live in.
+    `read_only`: a reader (calibration) that never changes the folder — no temporary-file
+    cleanup, a failing segment is skipped (listed in `discarded`) but not deleted, and
+    `ensure` refuses to write."""
 
     def __init__(self, root: str | Path | None, *, key: str | None = None,
-                 segment_nodes: int = SEGMENT_NODES, callbacks: Callbacks | None = None):
+                 segment_nodes: int = SEGMENT_NODES, callbacks: Callbacks | None = None,
+                 read_only: bool = False):
         self.identity = lattice_identity()
         self.key = key or lattice_key(self.identity)
         self.dir = None if root is None else Path(root) / self.key
@@ -110,20 +114,26 @@ class NodeLattice:
         self.flux = np.empty((0, self.identity["n_pixels"]), np.float32)
         self.synthesised = 0            # nodes this object synthesised (not read from disk)
         self.discarded: list[str] = []  # segments that failed verification (deleted)
+        self.read_only = bool(read_only)
         if self.dir is not None and self.dir.exists():
             self._load(callbacks)
 
     # -- reading ---------------------------------------------------------------------
     def _load(self, callbacks) -> None:
-        self._remove_dead_temps(callbacks)
+        if not self.read_only:
+            self._remove_dead_temps(callbacks)
         blocks, rows = [], 0
         for path in sorted(self.dir.glob("seg-*.npz")):
             try:
                 nodes, flux = self._read_segment(path)
             except DataError as exc:
+                self.discarded.append(path.name)
+                if self.read_only:
+                    emit(callbacks, "log", message=f"lattice: skipped {path.name}, it failed "
+                         f"verification ({exc.message})")
+                    continue
                 emit(callbacks, "log", message=f"lattice: deleted {path.name}, it failed "
                      f"verification ({exc.message}); its nodes will be synthesised again")
-                self.discarded.append(path.name)
                 path.unlink(missing_ok=True)
                 continue
             new = self.row_of[nodes] < 0
@@ -198,6 +208,10 @@ class NodeLattice:
         todo = self.missing(nodes)
         if not len(todo):
             return 0
+        if self.read_only:
+            raise DataError(f"{len(todo)} node spectra are missing from a lattice opened "
+                            "read-only", path=self.dir, key="lattice",
+                            hint="build them with `logg-engine data lattice build`")
         self._check_space(len(todo))
         emit(callbacks, "start", total=len(todo), unit="nodes", what="node lattice")
         emit(callbacks, "log", message=f"lattice: synthesising {len(todo)} node spectra "
