@@ -149,3 +149,206 @@ def test_two_free_axes_are_refused():
     theta = LO[None] + STEP * np.array([[1.5, 1.5, 1, 1, 1]])
     with pytest.raises(ValueError, match="at most one off-node"):
         lattice_fisher.jacobian_nodes(theta)
+
+
+# --------------------------------------------------------------------------------------
+# The builder's `--crlb-method`: its CRLB columns, its identity, its refusal.
+
+def _snap_preset():
+    from engine.generator.presets import Preset, ShardSpec
+    return Preset("snapc", (ShardSpec("train_3_0", 3), ShardSpec("test_3_0", 3, crlb=True,
+                                                                  noisy=True)), snap=True)
+
+
+def test_lattice_crlb_build_columns_manifest_and_identity(tmp_path):
+    """A snapped v2 build with --crlb-method lattice, its workspace lattice pre-filled
+    with stand-in node spectra (so the physics model is never run): the CRLB columns are
+    lattice_fisher.crlb of the stored rows, the method is in the manifest and the build
+    signature, and it changes the dataset's fingerprint."""
+    import json
+    import shutil
+
+    import h5py
+
+    from engine.generator.build import build_dataset, default_crlb_method, shard_rng
+    from engine.generator.lte.node_store import lattice_root
+    from engine.io.dataset import Dataset
+    ws = tmp_path / "ws"
+    preset = _snap_preset()
+    draws = {s.name: sample_labels(shard_rng(0, s.name), s.rows, snap=True)[0]
+             for s in preset.shards}
+    lat = NodeLattice(lattice_root(ws))
+    lat.ensure(np.concatenate([plan(t)[0].ravel() for t in draws.values()]
+                              + [lattice_fisher.jacobian_nodes(draws["test_3_0"])]), smooth)
+    events = []
+    root = build_dataset(preset, name="a", workspace=ws, physics="lte", compile="off",
+                         crlb_method="lattice", callbacks=[lambda e, **f: events.append((e, f))])
+    assert not any("forward model" in f.get("message", "") for e, f in events)  # no synthesis
+    man = json.loads((root / "dataset.json").read_text())
+    assert man["crlb_method"] == "lattice" and man["build"]["crlb_method"] == "lattice"
+    with Dataset(root) as ds:
+        p = ds.split("test").params
+        err = ds.split("test").read("error")
+        ident, fp = ds.identity(), ds.fingerprint()
+    assert ident["crlb_method"] == "lattice"
+    want = lattice_fisher.crlb(draws["test_3_0"], err, NodeLattice(lattice_root(ws)))
+    np.testing.assert_allclose(p["crlb_log_g"], want.crlb_log_g, rtol=1e-12)
+    np.testing.assert_allclose(p["crlb_schur"], want.schur, rtol=1e-12)
+    with h5py.File(root / "test_3_0" / "dataset.h5") as f:
+        assert f["dataset/arrays/flux/value"].shape == (3, PIX)
+    # identity: the same files with another method (or none = exact) fingerprint apart
+    other = tmp_path / "copy"
+    shutil.copytree(root, other)
+    for method, same in (("exact", False), (None, False), ("lattice", True)):
+        doc = dict(man)
+        doc.pop("crlb_method")
+        if method:
+            doc["crlb_method"] = method
+        (other / "dataset.json").write_text(json.dumps(doc))
+        with Dataset(other) as ds2:
+            assert (ds2.fingerprint() == fp) == same, method
+    with Dataset(other) as ds2:   # exact and "no method" (older builds) are one identity
+        fp_lattice = ds2.fingerprint()
+    assert fp_lattice == fp
+    # a rerun resumes (the signature with the method matches), skipping both shards
+    again = []
+    build_dataset(preset, name="a", workspace=ws, physics="lte", compile="off",
+                  crlb_method="lattice", callbacks=[lambda e, **f: again.append((e, f))])
+    assert sum(f.get("message", "").startswith("skip") for e, f in again) == 2
+    assert default_crlb_method("lte", True) == "lattice"
+    assert default_crlb_method("lte", False) == default_crlb_method("me", True) == "exact"
+
+
+def test_exact_and_missing_method_share_one_fingerprint(tmp_path):
+    import json
+
+    from engine.io.dataset import Dataset
+    from fakes import make_fake_dataset
+    root = make_fake_dataset(tmp_path / "f", train_shards=(20,), n_val=5, n_test=5,
+                             n_pixels=16)
+    man = json.loads((root / "dataset.json").read_text())
+    fps = []
+    for method in (None, "exact", "lattice"):
+        doc = {**man, "generator_version": "2.2"}
+        if method:
+            doc["crlb_method"] = method
+        (root / "dataset.json").write_text(json.dumps(doc))
+        with Dataset(root) as ds:
+            fps.append(ds.fingerprint())
+    assert fps[0] == fps[1] != fps[2]
+
+
+def test_lattice_crlb_method_on_a_non_lattice_build_is_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    from engine.errors import SpecError
+    from engine.generator.build import build_dataset
+    from engine.generator.presets import get_preset
+    with pytest.raises(SpecError, match="needs a lattice build") as exc:
+        build_dataset("tiny", out=tmp_path / "x", crlb_method="lattice")
+    assert exc.value.key == "crlb-method"
+    with pytest.raises(SpecError, match="needs a lattice build"):   # lte but not snapped
+        build_dataset("tiny", out=tmp_path / "x", physics="lte", crlb_method="lattice")
+    with pytest.raises(SpecError, match="unknown CRLB method"):
+        build_dataset(get_preset("bosz-1m"), out=tmp_path / "x", physics="lte",
+                      crlb_method="fast")
+    assert not (tmp_path / "x").exists()
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "data", "generate", "--preset",
+                        "tiny", "--crlb-method", "lattice", "--out", str(tmp_path / "y")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "needs a lattice build" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "y").exists()
+
+
+# --------------------------------------------------------------------------------------
+# The grid protocol (engine/generator/calibrate_grid.py).
+
+def full_lattice(values) -> NodeLattice:
+    """An in-memory lattice holding every node, spectra = values(u (N, 5)) (N, P)."""
+    from engine.generator.lte.node_store import N_TOTAL, node_theta
+    lat = NodeLattice(None)
+    u = (node_theta(np.arange(N_TOTAL)) - LO) / STEP
+    lat.flux = np.ascontiguousarray(values(u), np.float32)
+    lat.row_of = np.arange(N_TOTAL)
+    return lat
+
+
+def test_grid_slabs_are_np_gradient_of_the_whole_lattice():
+    from engine.generator.calibrate_grid import slab_jacobians
+    rng = np.random.default_rng(2)
+    b, c = rng.normal(size=(5, 6)), rng.normal(size=(5, 6))
+    def values(u):       # normalised to median 0.5, as stored node spectra are
+        f = 1 + 0.01 * (u @ b) + 0.001 * (u ** 2 @ c)
+        return f * (0.5 / np.median(f, 1, keepdims=True))
+    lat = full_lattice(values)
+    cube = lat.flux.reshape(N_NODES + (6,)).astype(np.float64)
+    want = np.stack([np.gradient(cube, STEP[a], axis=a) for a in range(5)], -1)
+    want = want.reshape(-1, 6, 5)
+    got = np.concatenate([j for _, _, j in slab_jacobians(lat)])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    # spot check: the lattice Jacobian of on-node rows agrees (same protocol, other code)
+    rows = np.array([0, 5, 3024 * 9 + 17, 15000])
+    from engine.generator.lte.node_store import node_theta
+    lat_j = lattice_fisher.jacobian(node_theta(rows), lat)[1]
+    np.testing.assert_allclose(lat_j, want[rows], rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+def test_grid_figures_equal_the_closed_form_for_a_linear_lattice():
+    """Linear spectra: J = B/Δ at every node (np.gradient is exact for a linear function,
+    up to the float32 J: rel 1e-6;
+    edges included); with a constant error σ(mag) every node has the same F, so each
+    median is the closed form."""
+    from engine.generator.calibrate import VAR_GRID
+    from engine.generator.calibrate_grid import grid_figures
+    from engine.generator.fisher import SCALE
+    rng = np.random.default_rng(4)
+    p = 12
+    a = 0.5 + rng.integers(0, 64, p) / 2.0 ** 8
+    b = rng.integers(-64, 65, (5, p)) / 2.0 ** 12
+    lat = full_lattice(lambda u: a + u @ b)
+    sigma = {20.0: 0.002, 21.5: 0.01, 22.5: 0.03}
+    figs = grid_figures(lat, tuple(sigma), error_fn=lambda f, m: np.full(f.shape, sigma[m]))
+    by = {f.name: f.value for f in figs}
+    jac = (b / STEP[:, None] * np.array(SCALE)[:, None]).T          # (P, 5), T_eff in kK
+    for mag, s in sigma.items():
+        fis = jac.T @ jac / s ** 2
+        c5 = np.linalg.inv(fis)[1, 1]
+        c3 = np.linalg.inv(fis[:3, :3])[1, 1]
+        r2 = 1 - min(c5, VAR_GRID) / VAR_GRID
+        assert by[f"grid mag {mag:g}: σ_CRLB(log g) 3-D median"] == pytest.approx(np.sqrt(c3), rel=1e-6)
+        assert by[f"grid mag {mag:g}: R²_max 5-D median"] == pytest.approx(r2, rel=1e-6, abs=1e-9)
+        assert by[f"grid mag {mag:g}: Schur 5-D median"] == pytest.approx(1 / fis[1, 1] / c5, rel=1e-6)
+        assert by[f"grid mag {mag:g}: Schur 3-D median"] == pytest.approx(1 / fis[1, 1] / c3, rel=1e-6)
+        snr = np.median(np.median(lat.flux.astype(np.float64) / s, 1))
+        assert by[f"grid mag {mag:g}: median per-pixel SNR"] == pytest.approx(snr, rel=1e-6)
+    bins = [f for f in figs if "T_eff" in f.name]
+    assert len(bins) == 9 and all(f.name.startswith("grid mag 21.5") for f in bins)
+    assert sum(int(f.note.split()[0]) for f in bins) <= 30240
+
+
+def test_grid_calibration_refuses_v1_data_and_a_missing_lattice(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from engine.errors import DataError, SpecError
+    from engine.generator.calibrate_grid import dataset_lattice
+    from engine.io.dataset import Dataset
+    from fakes import make_fake_dataset
+    root = make_fake_dataset(tmp_path / "f", train_shards=(20,), n_val=5, n_test=5,
+                             n_pixels=16)
+    with Dataset(root) as ds, pytest.raises(SpecError, match="generator v2"):
+        dataset_lattice(ds, tmp_path / "ws")
+    man = json.loads((root / "dataset.json").read_text())
+    (root / "dataset.json").write_text(json.dumps({**man, "generator_version": "2.2"}))
+    with Dataset(root) as ds, pytest.raises(DataError) as exc:
+        dataset_lattice(ds, tmp_path / "ws")
+    assert "data lattice build" in exc.value.render() and "0 of 30240" in exc.value.message
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "data", "calibrate", str(root),
+                        "--grid", "--no-ridge", "--workspace", str(tmp_path / "ws")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "data lattice build" in r.stderr and "60 min" in r.stderr
+    assert not (tmp_path / "ws" / "cache" / "lattice").exists()   # nothing built or written

@@ -92,6 +92,11 @@ def calibrate_cmd(
     ridge_rows: str = typer.Option(None, "--ridge-rows",
                                    help="Training rows for Ridge (default all)."),
     seed: int = typer.Option(0, "--seed"),
+    grid: bool = typer.Option(False, "--grid", help="The research's Fisher protocol instead "
+                              "of the prior draws: all 30,240 nodes of the workspace's node "
+                              "lattice (generator v2 datasets; grid central differences, "
+                              "mags 18–23, fixed conditions). Needs the complete lattice "
+                              "(`logg-engine data lattice build`); never builds it."),
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """Every calibration figure of DATASET beside its research target."""
@@ -105,8 +110,17 @@ def calibrate_cmd(
     rows = parse_size(ridge_rows) if ridge_rows else None
     ds = resolve_dataset(dataset, resolve_ws(workspace))
 
+    if grid:   # refuse before any Ridge fit when the lattice is missing
+        from engine.generator.calibrate_grid import dataset_lattice
+        lattice = dataset_lattice(ds, resolve_ws(workspace))
+
     def figures(callbacks=None) -> list:
-        figs = calibrate(ds, per_mag_n=per_mag_n, seed=seed, callbacks=callbacks)
+        if grid:
+            from engine.generator.calibrate import snr_figures
+            from engine.generator.calibrate_grid import grid_figures
+            figs = snr_figures(ds) + grid_figures(lattice, callbacks=callbacks)
+        else:
+            figs = calibrate(ds, per_mag_n=per_mag_n, seed=seed, callbacks=callbacks)
         if ridge:
             from engine.models.ridge_calibration import ridge_figure
 
