@@ -297,9 +297,8 @@ def test_grid_slabs_are_np_gradient_of_the_whole_lattice():
 
 def test_grid_figures_equal_the_closed_form_for_a_linear_lattice():
     """Linear spectra: J = B/Δ at every node (np.gradient is exact for a linear function,
-    up to the float32 J: rel 1e-6;
-    edges included); with a constant error σ(mag) every node has the same F, so each
-    median is the closed form."""
+    edges included; the float32 J rounds at ~1e-8 relative, hence rel 1e-6); with a
+    constant error σ(mag) every node has the same F, so each median is the closed form."""
     from engine.generator.calibrate import VAR_GRID
     from engine.generator.calibrate_grid import grid_figures
     from engine.generator.fisher import SCALE
