@@ -351,3 +351,25 @@ def test_grid_calibration_refuses_v1_data_and_a_missing_lattice(tmp_path):
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "data lattice build" in r.stderr and "60 min" in r.stderr
     assert not (tmp_path / "ws" / "cache" / "lattice").exists()   # nothing built or written
+
+
+def test_grid_protocol_agrees_with_the_analysis_grid_fisher():
+    """An independent implementation of the same protocol (engine.analysis.ceiling.
+    grid_crlb: per-node loop, one-sided edges, Schur by solve) on a curved lattice."""
+    import pandas as pd
+
+    from engine.analysis.ceiling import grid_crlb
+    from engine.generator.calibrate import VAR_GRID
+    from engine.generator.calibrate_grid import grid_arrays
+    from engine.generator.lte.node_store import node_theta
+    from engine.generator.synth import PARAMS
+    rng = np.random.default_rng(6)
+    b, c = rng.normal(size=(5, 12)), rng.normal(size=(5, 12))
+    lat = full_lattice(lambda u: 0.5 + 0.02 * (u @ b) + 0.003 * np.sin(u @ c))
+    res = grid_arrays(lat, (21.5,), error_fn=lambda f, m: np.full(f.shape, 0.01))["mags"][21.5]
+    params = pd.DataFrame(node_theta(np.arange(len(lat.flux))), columns=list(PARAMS))
+    ref = grid_crlb(lat.flux.astype(np.float64), np.full(lat.flux.shape, 0.01), params)
+    assert ref["ok"].all()
+    np.testing.assert_allclose(res["schur5"], ref["schur"], rtol=1e-4)
+    np.testing.assert_allclose(res["r2"], 1 - np.minimum(ref["crlb"], VAR_GRID) / VAR_GRID,
+                               rtol=1e-4, atol=1e-6)
