@@ -3,7 +3,8 @@ items 4–5; docs/generator-v2.md, "CRLB from the lattice").
 
 Why: a snapped v2 row (`bosz-1m`) IS the lattice's interpolant at θ (lattice.py), so its
 own Jacobian is available from the stored node spectra for the cost of a few gathers —
-microseconds per row against ~0.5 s for the exact `jacfwd` CRLB (fisher.py) — and it is
+~8 ms per row on 2 loaded cores against ~0.5–2.5 s for the exact `jacfwd` CRLB (fisher.py;
+bench/results/lattice_crlb.json) — and it is
 what the research computed: central differences along the BOSZ grid axes with the grid
 step (ORIGINAL_SYSTEM.md §6.2).
 
