@@ -25,7 +25,7 @@ Memory stays bounded: the lattice is processed in T_eff slabs (one slab's J is 3
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -108,22 +108,20 @@ def grid_figures(lattice, mags: tuple[float, ...] = GRID_MAGS, error_fn: ErrorFn
     res = grid_arrays(lattice, mags, error_fn, callbacks)
     n = len(res["theta"])
     figs = []
+    rows = (("median per-pixel SNR", "snr", TARGET_SNR_MED, 0.15, True),
+            ("σ_CRLB(log g) 3-D median", "s3", TARGET_SIGMA_3D, 0.2, True),
+            ("R²_max 5-D median", "r2", TARGET_R2MAX_5D, 0.05, False),
+            ("Schur 3-D median", "schur3", TARGET_SCHUR_3D, 0.1, False),
+            ("Schur 5-D median", "schur5", TARGET_SCHUR_5D, 0.1, False))
     for mag in mags:
         o = res["mags"][mag]
         bad = int(np.isnan(o["r2"]).sum())
         note = f"{n} lattice nodes, grid central differences" + (
             f"; {bad} not positive definite (NaN, left out)" if bad else "")
-
-        def fig(name, key, targets, tol):
+        for name, key, targets, tol, relative in rows:   # tolerance: × target or absolute
             t = targets.get(mag)
-            return Figure(f"grid mag {mag:g}: {name}", float(np.nanmedian(o[key])), t,
-                          None if t is None else tol(t), note)
-
-        figs += [fig("median per-pixel SNR", "snr", TARGET_SNR_MED, lambda t: 0.15 * t),
-                 fig("σ_CRLB(log g) 3-D median", "s3", TARGET_SIGMA_3D, lambda t: 0.2 * t),
-                 fig("R²_max 5-D median", "r2", TARGET_R2MAX_5D, lambda t: 0.05),
-                 fig("Schur 3-D median", "schur3", TARGET_SCHUR_3D, lambda t: 0.1),
-                 fig("Schur 5-D median", "schur5", TARGET_SCHUR_5D, lambda t: 0.1)]
+            figs.append(Figure(f"grid mag {mag:g}: {name}", float(np.nanmedian(o[key])), t,
+                               None if t is None else (tol * t if relative else tol), note))
         if mag == 21.5:
             figs += [Figure(f.name.replace("mag", "grid mag", 1), f.value, f.target,
                             f.tolerance, f.note.replace("spectra", "nodes"))
