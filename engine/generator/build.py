@@ -17,7 +17,7 @@ need into the workspace's persistent node lattice (engine.generator.lte.node_sto
 own progress in nodes) and then interpolates its rows from it (lte.lattice). Its CRLB
 columns come from the exact jacfwd model at θ (`crlb_method="exact"`) or from the
 lattice's own grid Jacobian (`"lattice"`, lte/lattice_fisher.py: the research's protocol,
-microseconds per row); the method is part of the build's identity."""
+~2 ms per row); the method is part of the build's identity."""
 
 from __future__ import annotations
 
@@ -413,21 +413,19 @@ class Builder:
         return self._fisher
 
     def _crlb(self, theta, errors, spec, callbacks, state, w):
-        """CRLB columns in chunks of 16, checkpointed every `crlb_checkpoint` rows through
-        the shard writer, so a resumed build continues the pass where it stopped."""
+        """CRLB columns in chunks (16 rows exact, 256 lattice), checkpointed every
+        `crlb_checkpoint` rows through the shard writer, so a resumed build continues the
+        pass where it stopped."""
+        from functools import partial
         n, chunk = len(theta), 16
         saved = w.load_side((2, n))
         out, first = saved if saved is not None else (np.empty((2, n)), 0)
         if self.cfg.crlb_method == "lattice":
-            from functools import partial
-
             from engine.generator.lte import lattice_fisher
             lat = self._synthesiser(n, callbacks)
             lat.lattice.ensure(lattice_fisher.jacobian_nodes(theta), lat.synth, callbacks)
             crlb, chunk = partial(lattice_fisher.crlb, lattice=lat.lattice), 256
         else:
-            from functools import partial
-
             from engine.generator.fisher import crlb as exact_crlb
             model = self._fisher_model()
             if hasattr(model, "compile_jacobian"):      # v2: compile pays off on long passes
