@@ -22,7 +22,8 @@ Why: the Turbospectrum comparison put part of the warm dwarf's missing informati
 lines blueward of 8200 Å, which the linemake list does not have.
 
 usage: python bench/ges_linelist.py --list NAME=PATH [--list …] [--json OUT] [--repeat 2]
-       python bench/ges_linelist.py --list … --diagnose-ts TS_WORK [--json OUT]   (see diagnose_ts)"""
+       python bench/ges_linelist.py --list … --diagnose-ts TS_WORK [--json OUT]   (see diagnose_ts)
+       python bench/ges_linelist.py --list … --warm-draws [--json OUT]            (see warm_draws)"""
 
 from __future__ import annotations
 
@@ -289,6 +290,42 @@ def diagnose_ts(work: Path, lists: dict[str, Path]) -> dict:
     return out
 
 
+def warm_draws(lists: dict[str, Path], n: int = 192, seed: int = 0) -> dict:
+    """Median σ(log g) 1-D and 5-D at i = 21.5 over the warm metal-poor draws of
+    `per_mag_figures(n, seed)` (T_eff 4500–6000 K, [M/H] −2…−1; the 31 stars of
+    bench/warm_metal_poor_fisher.py at n = 192), per list."""
+    import torch
+
+    from engine.eval.bins import assign_teff_mh
+    from engine.generator import grids
+    from engine.generator.fisher import fisher_matrix, jacobian
+    from engine.generator.lte.linelist import load_linelist
+    from engine.generator.lte.synth import JACOBIAN_DTYPE, ForwardModel
+    from engine.generator.noise import NoiseConfig, draw_k, error_from_flux
+    from engine.generator.priors import sample_labels
+
+    rng = np.random.default_rng(seed)
+    theta, _ = sample_labels(rng, n)
+    k = draw_k(rng, n, NoiseConfig())
+    sel = np.where(np.isin(assign_teff_mh(theta[:, 0], theta[:, 2]), (3, 6)))[0]
+    out = {"n": n, "seed": seed, "n_stars": len(sel), "lists": {}}
+    for key, path in lists.items():
+        model = ForwardModel(load_linelist(path), normalise="smooth", dtype=JACOBIAN_DTYPE,
+                             analytic_jvp=True)
+        mus, jacs = zip(*(jacobian(theta[sel[s:s + 16]], model) for s in range(0, len(sel), 16)))
+        mu, jac = torch.cat(mus), torch.cat(jacs)
+        err = error_from_flux(mu.numpy(), grids.wave(), np.full(len(sel), MAG), k[sel])
+        f = fisher_matrix(jac, torch.as_tensor(err)).numpy()
+        s1 = 1.0 / np.sqrt(f[:, 1, 1])
+        s5 = np.sqrt(np.linalg.inv(f)[:, 1, 1])
+        out["lists"][key] = {"sigma_1d_median": float(np.median(s1)),
+                             "sigma_5d_median": float(np.median(s5)),
+                             "sigma_5d": s5.tolist()}
+        print(f"{key}: median σ(log g) 1-D {np.median(s1):.3f}, 5-D {np.median(s5):.3f} "
+              f"({len(sel)} stars)", file=sys.stderr)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--list", action="append", default=[],
@@ -299,6 +336,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--diagnose-ts", type=Path, default=None, metavar="WORK",
                     help="only the Turbospectrum diagnosis of the warm stars (tsfull_*.npy in WORK)")
+    ap.add_argument("--warm-draws", action="store_true",
+                    help="only the median σ(log g) over the warm metal-poor draws (warm_draws)")
     a = ap.parse_args()
     from engine.generator.lte.linelist import LINELIST_PATH
 
@@ -306,6 +345,14 @@ def main() -> None:
     for item in a.list:
         name, path = item.split("=", 1)
         lists[name] = Path(path)
+    if a.warm_draws:
+        import torch
+
+        torch.set_num_threads(2)
+        res = warm_draws(lists)
+        if a.json:
+            a.json.write_text(json.dumps(res, indent=1))
+        return
     if a.diagnose_ts:
         import torch
 
