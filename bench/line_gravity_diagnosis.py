@@ -14,8 +14,13 @@ Two halves, run in different environments:
 * `--ours WORK` (the project venv): the EW of 7140–7160 Å (air) from F/F_c on our fine
   grid at log g 4.0 and 4.5 — shipped, with the damping wings removed, with the line-core
   window widened, with Ca I 7148's γ6 replaced by Turbospectrum's ABO value — next to the
-  Turbospectrum EWs, and per layer n(H I), γ6, a, κ_c and the line-centre opacity ratio.
+  Turbospectrum EWs, and per layer n(H I), γ6, a, κ_c and the line-centre opacity ratio;
+  and the 1-D log g information of both warm metal-poor stars for ours, Turbospectrum as
+  run by bench/gravity_information_turbospectrum.py, and Turbospectrum with the stripped list
+  (`--run-ts … --full` makes the latter's full-range spectra, `tsnolev_*.npy`).
 
+    PYTHONPATH=. /tmp/refsynth-venv/bin/python bench/line_gravity_diagnosis.py \
+        --run-ts /tmp/linegrav-ts --ts TS_DIR --src /tmp/refsynth-src --full
     python bench/line_gravity_diagnosis.py --ours /tmp/linegrav-ts --json bench/results/line_gravity_diagnosis.json
 """
 
@@ -37,6 +42,8 @@ WIN_AIR = (7140.0, 7160.0)
 TS_RANGE = (7130.0, 7170.0)
 GES = "COM/linelists/nlte_ges_linelist_jmg17feb2022_I_II"
 CA_VAC = 7150.1205
+CA_CHI1 = 6.113                  # Ca I ionisation potential (eV)
+CA_II_3D = 13650.2 / 8065.544    # Ca II 3d ²D₅/₂ above the Ca II ground state (eV)
 
 
 def _make_benchmarks():
@@ -163,6 +170,19 @@ def anstee_sp(table_path: Path, e_low: float, lam_air: float, chi_ion: float) ->
     return interp(t1), interp(t2)
 
 
+def log_gamma6(sigma_a0sq: float, alpha: float, mass_amu: float, t: float = 1e4) -> float:
+    """log10 of the ABO full width per H atom (rad s⁻¹ cm³) at temperature t, the formula of
+    engine/generator/lte/linelist.py (Anstee & O'Mara 1995), for comparing with a list's log γ6."""
+    import math
+
+    mu = 1.0 / (1.0 / 1.008 + 1.0 / mass_amu) * 1.66053907e-24
+    vbar = math.sqrt(8.0 * 1.380649e-16 * t / (math.pi * mu))
+    sig = sigma_a0sq * 0.52917721e-8 ** 2
+    g = 2.0 * (4.0 / math.pi) ** (alpha / 2.0) * math.gamma(2.0 - alpha / 2.0) * 1e6 * sig \
+        * (vbar / 1e6) ** (1.0 - alpha)
+    return math.log10(g)
+
+
 def ours(work: Path, table: Path) -> dict:
     """Our EWs of 7140–7160 Å (air) at log g 4.0 / 4.5 under the variants, and per-layer
     quantities of Ca I 7148 at log τ_Ross ≈ −2, −1, 0."""
@@ -170,13 +190,16 @@ def ours(work: Path, table: Path) -> dict:
 
     from engine.generator import grids
     from engine.generator.lte import synth
+    from engine.generator.lte.grids import fine_wave
     from engine.generator.lte.linelist import LineList, load_linelist
 
     lines = load_linelist()
     ca = int(np.argmin(np.abs(lines.wave_vac - CA_VAC)))
-    sigma, alpha = anstee_sp(table, 2.709, 7148.150, 6.113)
-    fine = grids.fine_wave() if hasattr(grids, "fine_wave") else None
-    from engine.generator.lte.grids import fine_wave
+    sigma, alpha = anstee_sp(table, 2.709, 7148.150, CA_CHI1)
+    # the same tables with n* from the level's parent limit (Ca II 3d ²D, 13650.2 cm⁻¹ above
+    # the Ca II ground state), as ABO theory defines it: the 3d4s → 3d4p electron's series
+    # converges on Ca⁺ 3d, not on Ca⁺ 4s
+    sigma_p, alpha_p = anstee_sp(table, 2.709, 7148.150, CA_CHI1 + CA_II_3D)
     fine = fine_wave()
     lo, hi = grids.air_to_vacuum(np.array(WIN_AIR))
     win = (fine >= lo) & (fine < hi)
@@ -195,8 +218,14 @@ def ours(work: Path, table: Path) -> dict:
         "no van der Waals (all lines)": (with_vdw(slice(None), -30.0), synth.CORE_HALF_A),
         f"Ca I 7148 ABO σ={sigma:.0f} a0², α={alpha:.3f} (Turbospectrum anstee.f)":
             (with_vdw(ca, np.floor(sigma) + min(alpha, 0.999)), synth.CORE_HALF_A),
+        f"Ca I 7148 ABO σ={sigma_p:.0f} a0², α={alpha_p:.3f} (n* from the Ca II 3d parent limit)":
+            (with_vdw(ca, np.floor(sigma_p) + min(alpha_p, 0.999)), synth.CORE_HALF_A),
     }
-    out = {"ews": {}, "anstee_ca7148": {"sigma_a0sq": sigma, "alpha": alpha}}
+    out = {"ews": {}, "anstee_ca7148": {"sigma_a0sq": sigma, "alpha": alpha,
+                                        "log_gamma6_1e4K": log_gamma6(sigma, alpha, 40.078)},
+           "abo_parent_limit_ca7148": {"sigma_a0sq": sigma_p, "alpha": alpha_p,
+                                       "log_gamma6_1e4K": log_gamma6(sigma_p, alpha_p, 40.078)},
+           "list_log_gamma6_ca7148": float(lines.vdw[ca])}
     core0 = synth.CORE_HALF_A
     for name, (ll, core) in variants.items():
         synth.CORE_HALF_A = core
