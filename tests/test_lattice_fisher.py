@@ -373,3 +373,29 @@ def test_grid_protocol_agrees_with_the_analysis_grid_fisher():
     np.testing.assert_allclose(res["schur5"], ref["schur"], rtol=1e-4)
     np.testing.assert_allclose(res["r2"], 1 - np.minimum(ref["crlb"], VAR_GRID) / VAR_GRID,
                                rtol=1e-4, atol=1e-6)
+
+
+def test_snr_matched_k_reproduces_the_research_grid_snr():
+    """The grid protocol's default noise: per magnitude the k at which the median over
+    nodes of each node's median per-pixel SNR equals the research grid's SNR; the SNR is
+    recomputed here from error_from_flux with that k (an independent evaluation); a
+    magnitude without a target keeps k0."""
+    from types import SimpleNamespace
+
+    from engine.generator import grids
+    from engine.generator.calibrate_grid import matched_error, snr_matched_k
+    from engine.generator.noise import error_from_flux
+    rng = np.random.default_rng(5)
+    x = np.linspace(0, 1, PIX)[None, :]
+    flux = 0.5 + 0.1 * np.sin(7 * x + rng.random((64, 1)) * 3) * rng.random((64, 1))
+    lat = SimpleNamespace(flux=flux.astype(np.float32))
+    targets = {20.0: 24.0, 21.5: 7.1, 22.5: 3.0}
+    ks = snr_matched_k(lat, tuple(targets) + (23.0,), targets, stride=1)
+    wave, f64 = grids.wave(), lat.flux.astype(np.float64)
+    err_fn = matched_error(ks)
+    for mag, t in targets.items():
+        err = error_from_flux(f64, wave, np.full(64, mag), np.full(64, ks[mag]))
+        assert np.median(np.median(f64 / err, 1)) == pytest.approx(t, rel=1e-6)
+        np.testing.assert_array_equal(err_fn(f64, mag), err)
+    from engine.generator.noise import NoiseConfig
+    assert ks[23.0] == NoiseConfig().k0                    # no target: the default k

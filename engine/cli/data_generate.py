@@ -97,6 +97,9 @@ def calibrate_cmd(
                               "lattice (generator v2 datasets; grid central differences, "
                               "mags 18–23, fixed conditions). Needs the complete lattice "
                               "(`logg-engine data lattice build`); never builds it."),
+    grid_snr: str = typer.Option("research", "--grid-snr", help="--grid noise: research "
+                                 "(per magnitude, the SNR of the research's grid sets) or "
+                                 "k0 (the training sets' typical conditions)."),
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """Every calibration figure of DATASET beside its research target."""
@@ -110,6 +113,8 @@ def calibrate_cmd(
     rows = parse_size(ridge_rows) if ridge_rows else None
     ds = resolve_dataset(dataset, resolve_ws(workspace))
 
+    if grid_snr not in ("research", "k0"):
+        raise SpecError(f"--grid-snr must be research or k0, not {grid_snr!r}", key="grid-snr")
     if grid:   # refuse before any Ridge fit when the lattice is missing
         from engine.generator.calibrate_grid import dataset_lattice
         lattice = dataset_lattice(ds, resolve_ws(workspace))
@@ -118,7 +123,8 @@ def calibrate_cmd(
         if grid:
             from engine.generator.calibrate import snr_figures
             from engine.generator.calibrate_grid import grid_figures
-            figs = snr_figures(ds) + grid_figures(lattice, callbacks=callbacks)
+            figs = snr_figures(ds) + grid_figures(lattice, callbacks=callbacks,
+                                                  snr=grid_snr)
         else:
             figs = calibrate(ds, per_mag_n=per_mag_n, seed=seed, callbacks=callbacks)
         if ridge:

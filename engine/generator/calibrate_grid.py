@@ -12,8 +12,13 @@ median. This one repeats the research's recipe on generator v2's node lattice:
 * J = np.gradient of the node spectra along each axis with the grid step (central
   inside, one-sided at the box edges: the research's edge treatment is not documented,
   it dropped 27 edge points);
-* Σ = diag(error²), error from noise.error_from_flux at the magnitude with
-  k = NoiseConfig().k0 (the research's fixed conditions: one ETC at seeing 1.0);
+* Σ = diag(error²), error from noise.error_from_flux at the magnitude, with one k (the
+  source-count scale) per magnitude: by default the k at which the lattice's median
+  per-pixel SNR equals the research grid sets' SNR at that magnitude (87.4 / 24.0 / 7.1 /
+  4.6 / 3.0 / 1.9: the grids were simulated at fixed conditions — seeing 1.0″, zenith
+  22.5°, 4 × 900 s — that differ from the training sets' drawn ones, and each Fisher point
+  of the research is labelled by that SNR); `snr="k0"` uses NoiseConfig().k0 instead
+  (the training sets' typical conditions: 3–9 % lower SNR on v2.2's lattice);
 * per magnitude (18/20/21.5/22/22.5/23): median per-pixel SNR (median over nodes of each
   node's median), median σ_CRLB(log g) marginal over T_eff and [M/H] (3-D), median 5-D
   R²_max = 1 − min(CRLB, Var)/Var with Var = 1.6667, Schur 3-D/5-D medians, and at 21.5
@@ -49,6 +54,50 @@ def fixed_error(k: float | None = None) -> ErrorFn:
     def error(flux: np.ndarray, mag: float) -> np.ndarray:
         n = len(flux)
         return error_from_flux(flux, wave, np.full(n, mag), np.full(n, kk))
+    return error
+
+
+SNR_MATCH_STRIDE = 16      # every 16th stored node (1,890) sets k; the figure uses all
+
+
+def snr_matched_k(lattice, mags: tuple[float, ...] = GRID_MAGS,
+                  targets: dict[float, float] | None = None,
+                  stride: int = SNR_MATCH_STRIDE) -> dict[float, float]:
+    """Per magnitude the k at which the median over nodes of each node's median per-pixel
+    SNR (the figure's own definition) equals `targets` (default the research grid's SNR,
+    calibrate.TARGET_SNR_MED); k0 where there is no target. Bisection in log k: the SNR
+    of error_from_flux grows monotonically with k at fixed flux and magnitude."""
+    from engine.generator import grids
+    from engine.generator.noise import NoiseConfig, error_from_flux
+    targets = TARGET_SNR_MED if targets is None else targets
+    k0 = NoiseConfig().k0
+    flux = np.asarray(lattice.flux[::max(int(stride), 1)], np.float64)
+    wave, n = grids.wave(), len(flux)
+
+    def snr(k: float, mag: float) -> float:
+        err = error_from_flux(flux, wave, np.full(n, mag), np.full(n, k))
+        return float(np.median(np.median(flux / err, axis=1)))
+
+    out = {}
+    for mag in mags:
+        t = targets.get(mag)
+        if t is None:
+            out[mag] = k0
+            continue
+        lo, hi = np.log(k0 / 16), np.log(k0 * 16)
+        for _ in range(40):                       # 2⁻⁴⁰ of the bracket: exact to rounding
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if snr(float(np.exp(mid)), mag) < t else (lo, mid)
+        out[mag] = float(np.exp(0.5 * (lo + hi)))
+    return out
+
+
+def matched_error(ks: dict[float, float]) -> ErrorFn:
+    """error_from_flux with the magnitude's own k (snr_matched_k)."""
+    errs = {mag: fixed_error(k) for mag, k in ks.items()}
+
+    def error(flux: np.ndarray, mag: float) -> np.ndarray:
+        return errs[mag](flux, mag)
     return error
 
 
@@ -103,8 +152,18 @@ def grid_arrays(lattice, mags: tuple[float, ...] = GRID_MAGS, error_fn: ErrorFn 
 
 
 def grid_figures(lattice, mags: tuple[float, ...] = GRID_MAGS, error_fn: ErrorFn | None = None,
-                 callbacks: Callbacks | None = None) -> list[Figure]:
-    """The grid protocol's figures beside the research's (Figure, as `data calibrate`)."""
+                 callbacks: Callbacks | None = None, snr: str = "research") -> list[Figure]:
+    """The grid protocol's figures beside the research's (Figure, as `data calibrate`).
+    snr: "research" (k per magnitude matched to the research grid's SNR) or "k0"; ignored
+    when `error_fn` is given."""
+    ks: dict[float, float] = {}
+    if error_fn is None:
+        if snr not in ("research", "k0"):
+            from engine.errors import SpecError
+            raise SpecError(f"grid SNR must be research or k0, not {snr!r}", key="grid-snr")
+        if snr == "research":
+            ks = snr_matched_k(lattice, mags)
+            error_fn = matched_error(ks)
     res = grid_arrays(lattice, mags, error_fn, callbacks)
     n = len(res["theta"])
     figs = []
@@ -117,6 +176,7 @@ def grid_figures(lattice, mags: tuple[float, ...] = GRID_MAGS, error_fn: ErrorFn
         o = res["mags"][mag]
         bad = int(np.isnan(o["r2"]).sum())
         note = f"{n} lattice nodes, grid central differences" + (
+            f"; k {ks[mag]:.3f} (SNR matched to the research grid's)" if mag in ks else "") + (
             f"; {bad} not positive definite (NaN, left out)" if bad else "")
         for name, key, targets, tol, relative in rows:   # tolerance: × target or absolute
             t = targets.get(mag)
@@ -168,8 +228,8 @@ def dataset_lattice(dataset, workspace: str | Path | None = None, callbacks=None
 
 
 def calibrate_grid(dataset, workspace: str | Path | None = None,
-                   callbacks: Callbacks | None = None) -> list[Figure]:
+                   callbacks: Callbacks | None = None, snr: str = "research") -> list[Figure]:
     """SNR figures of `dataset` and the grid protocol's figures on its lattice."""
     from engine.generator.calibrate import snr_figures
     lat = dataset_lattice(dataset, workspace, callbacks)
-    return snr_figures(dataset) + grid_figures(lat, callbacks=callbacks)
+    return snr_figures(dataset) + grid_figures(lat, callbacks=callbacks, snr=snr)
