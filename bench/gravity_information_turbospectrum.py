@@ -34,22 +34,30 @@ STEP = 0.25
 MAG, K_NOISE = 21.5, 1.42
 
 
-def run_turbospectrum(work: Path, ts: Path, src: Path) -> None:
+def ts_pairs(ts: Path, src: Path, work: Path, stars: dict, prefix: str) -> None:
+    """Turbospectrum (tree `ts`) for every star θ at log g ± STEP, pfs-degraded as
+    data/benchmark_stars/make_benchmarks.py does: `<work>/<prefix>_<star>_<lo|hi>.npy` =
+    (flux normalised to median 0.5, F/F_c)."""
     spec = importlib.util.spec_from_file_location(
         "make_benchmarks", ROOT / "data" / "benchmark_stars" / "make_benchmarks.py")
     mb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mb)
     grids = mb.load_grids()
-    for name, th in STARS.items():
+    for name, th in stars.items():
         for sign, tag in ((-1, "lo"), (1, "hi")):
             theta = (th[0], th[1] + sign * STEP, th[2], th[3])
-            tmp = Path(tempfile.mkdtemp(prefix=f"tsf-{name}-{tag}-"))
+            tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}-{name}-{tag}-"))
             model, marcs, sph, _ = mb.prepare_model("atmosnet", theta, src, tmp)
             lam, flux, cont = mb.run_turbospectrum(ts, src, tmp, model, marcs, sph, theta[2], theta[3])
             vac = grids.air_to_vacuum(lam)
             fl, co = mb.degrade(vac, flux, grids), mb.degrade(vac, cont, grids)
-            np.save(work / f"tsfull_{name}_{tag}.npy", np.stack([fl * (0.5 / np.median(fl)), fl / co]))
+            np.save(work / f"{prefix}_{name}_{tag}.npy", np.stack([fl * (0.5 / np.median(fl)), fl / co]))
             shutil.rmtree(tmp)
+            print(name, tag, "done", flush=True)
+
+
+def run_turbospectrum(work: Path, ts: Path, src: Path) -> None:
+    ts_pairs(ts, src, work, STARS, "tsfull")
 
 
 def compare(work: Path) -> dict:

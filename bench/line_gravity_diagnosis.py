@@ -117,29 +117,15 @@ def run_ts_full(work: Path, ts: Path, src: Path) -> None:
     list, written as bench/gravity_information_turbospectrum.py writes its `tsfull_*` files
     (`tsnolev_<star>_<lo|hi>.npy`): a shadow Turbospectrum tree whose Gaia-ESO list is the
     stripped one, so make_benchmarks.run_turbospectrum runs unchanged."""
-    import shutil
-    import tempfile
-
-    mb = _make_benchmarks()
-    grids = mb.load_grids()
     shadow = work / "ts-nolevels"
     (shadow / "COM/linelists").mkdir(parents=True, exist_ok=True)
     for name in ("bin", "python", "cn_linemake.ts"):
         if not (shadow / name).exists():
             (shadow / name).symlink_to(ts / name)
     strip_levels(ts / GES, shadow / GES)
-    stars = {"giant": (5250.0, 3.0), "dwarf": (5500.0, 4.25)}
-    for star, (teff, logg) in stars.items():
-        for sign, tag in ((-1, "lo"), (1, "hi")):
-            theta = (teff, logg + 0.25 * sign, DWARF[1], DWARF[2])
-            tmp = Path(tempfile.mkdtemp(prefix=f"lgf-{star}-{tag}-"))
-            model, marcs, sph, _ = mb.prepare_model("atmosnet", theta, src, tmp)
-            lam, flux, cont = mb.run_turbospectrum(shadow, src, tmp, model, marcs, sph, theta[2], theta[3])
-            vac = grids.air_to_vacuum(lam)
-            fl, co = mb.degrade(vac, flux, grids), mb.degrade(vac, cont, grids)
-            np.save(work / f"tsnolev_{star}_{tag}.npy", np.stack([fl * (0.5 / np.median(fl)), fl / co]))
-            shutil.rmtree(tmp)
-            print(star, tag, "done", flush=True)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gravity_information_turbospectrum import STARS, ts_pairs
+    ts_pairs(shadow, src, work, STARS, "tsnolev")
 
 
 def anstee_sp(table_path: Path, e_low: float, lam_air: float, chi_ion: float) -> tuple[float, float]:

@@ -78,9 +78,10 @@ def ranking_strengths(lines, theta, t_l, log_pg, log_pe, kappa):
     return _RankingStrengths(lines)(theta, t_l, log_pg, log_pe, kappa)
 
 
-def read_ges(path: str) -> dict[tuple[int, int], np.ndarray]:
-    """Gaia-ESO (Turbospectrum format) → {(Z, ion): array of (λ_air, E_low, fdamp, Γ_rad)}."""
-    out: dict[tuple[int, int], list] = {}
+def ges_records(path: str):
+    """Every atomic line of a Gaia-ESO (Turbospectrum format) list: (Z, ion stage (0 = neutral),
+    the line's fields as strings). Species headers are two lines (code + stage, then a name);
+    molecular and isotope codes (non-integer) are skipped."""
     key, skip = None, 0
     with open(path) as fh:
         for line in fh:
@@ -94,8 +95,14 @@ def read_ges(path: str) -> dict[tuple[int, int], np.ndarray]:
                 skip = 0
                 continue
             if key is not None:
-                p = line.split()
-                out.setdefault(key, []).append((float(p[0]), float(p[1]), float(p[3]), float(p[5])))
+                yield key[0], key[1], line.split()
+
+
+def read_ges(path: str) -> dict[tuple[int, int], np.ndarray]:
+    """Gaia-ESO (Turbospectrum format) → {(Z, ion): array of (λ_air, E_low, fdamp, Γ_rad)}."""
+    out: dict[tuple[int, int], list] = {}
+    for z, ion, p in ges_records(path):
+        out.setdefault((z, ion), []).append((float(p[0]), float(p[1]), float(p[3]), float(p[5])))
     return {k: np.array(v) for k, v in out.items()}
 
 
@@ -106,25 +113,9 @@ def read_ges_lines(path: str) -> dict[str, np.ndarray]:
     """Every Gaia-ESO line of the generator's species (integer species codes: no isotope
     entries; stages I and II) in LAM_MIN–LAM_MAX Å (air): λ_air, Z, ion, E_low (eV), log gf,
     fdamp, Γ_rad."""
-    rows, key, skip = [], None, 0
-    with open(path) as fh:
-        for line in fh:
-            if line.startswith("'") and skip == 0:
-                code, ion = line.split("'")[1].split()[0], int(line.split("'")[2].split()[0])
-                z = int(float(code))
-                ok = abs(float(code) - z) < 1e-6 and z in ELEMENTS and ion <= 2
-                key = (z, ion - 1) if ok else None
-                skip = 1
-                continue
-            if skip:
-                skip = 0
-                continue
-            if key is not None:
-                p = line.split()
-                lam = float(p[0])
-                if LAM_MIN <= lam <= LAM_MAX:
-                    rows.append((lam, key[0], key[1], float(p[1]), float(p[2]), float(p[3]),
-                                 float(p[5])))
+    rows = [(float(p[0]), z, ion, float(p[1]), float(p[2]), float(p[3]), float(p[5]))
+            for z, ion, p in ges_records(path)
+            if z in ELEMENTS and ion <= 1 and LAM_MIN <= float(p[0]) <= LAM_MAX]
     a = np.array(rows)
     return {"lam_air": a[:, 0], "Z": a[:, 1].astype(int), "ion": a[:, 2].astype(int),
             "e_low": a[:, 3], "log_gf": a[:, 4], "fdamp": a[:, 5], "gamma_rad": a[:, 6]}
