@@ -74,6 +74,22 @@ def test_alpha_path_picks_best_on_validation():
     assert _rel(est.coef_, ref[-1].coef_) < 1e-6
 
 
+def test_followers_see_the_chosen_alphas_validation_figures():
+    """A run's state keeps each metric's latest value (engine.run_state); the α path's last
+    metric event is the largest α's, so the fit ends with a progress event carrying the
+    chosen α's validation R² and MAE — what the CLI's finished line and logg-tui show."""
+    X, y = _data(n=900, p=40, seed=5)
+    X, y, Xv, yv = X[:600], y[:600], X[600:], y[600:]       # one signal for both splits
+    seen = []
+    est = StreamingRidge(alphas=[1e-1, 1e1, 1e6], chunk_rows=100).fit(
+        X, y, eval_set=(Xv, yv), callbacks=[lambda e, **f: seen.append((e, f))])
+    best = max(est.alpha_curve_, key=lambda r: r["val_r2"])
+    last = [f for e, f in seen if e == "progress"][-1]
+    assert last["val_r2"] == best["val_r2"] > est.alpha_curve_[-1]["val_r2"]
+    assert last["val_mae"] == best["val_mae"] and last["alpha"] == est.alpha_ == 1e-1
+    assert last["done"] == last["total"] == 600
+
+
 def test_paper_alpha_grid_is_half_decades():
     assert len(PAPER_ALPHAS) == 13
     assert PAPER_ALPHAS[0] == pytest.approx(1e2) and PAPER_ALPHAS[-1] == pytest.approx(1e8)

@@ -82,7 +82,7 @@ class StreamingRidge:
         lam, vecs = np.linalg.eigh(gram)
         z = vecs.T @ rhs
         self.alpha_curve_ = self._score_path(val, vecs, lam, z, grid, callbacks)
-        self.alpha_ = max(self.alpha_curve_, key=lambda r: r["val_r2"])["alpha"]
+        self._choose_alpha(stats.n, callbacks)
         self.coef_ = vecs @ (z / (lam + self.alpha_))
         return self
 
@@ -103,9 +103,18 @@ class StreamingRidge:
                                  val.chunks(int(self.chunk_rows))]) @ u
             self.alpha_curve_ = self._score_path(val, kv, lam, uy, grid, callbacks,
                                                  projected=True)
-            self.alpha_ = max(self.alpha_curve_, key=lambda r: r["val_r2"])["alpha"]
+            self._choose_alpha(stats.n, callbacks)
         self.coef_ = xs.T @ (u @ (uy / (lam + self.alpha_)))
         return self
+
+    def _choose_alpha(self, n: int, callbacks: Callbacks | None) -> None:
+        """α = the best validation R² of the curve. A last progress event carries the chosen
+        α's validation figures: followers show each name's latest value, and the path's
+        last metric event is the largest α's (R² ≈ 0), not the model's."""
+        best = max(self.alpha_curve_, key=lambda r: r["val_r2"])
+        self.alpha_ = best["alpha"]
+        emit(callbacks, "progress", done=n, total=n, val_r2=best["val_r2"],
+             val_mae=best["val_mae"], alpha=best["alpha"])
 
     def _score_path(self, val: ChunkSource, vecs: np.ndarray, lam: np.ndarray,
                     z: np.ndarray, grid: list[float], callbacks: Callbacks | None,
