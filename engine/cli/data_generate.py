@@ -113,8 +113,8 @@ def calibrate_cmd(
     rows = parse_size(ridge_rows) if ridge_rows else None
     ds = resolve_dataset(dataset, resolve_ws(workspace))
 
-    if grid_snr not in ("research", "k0"):
-        raise SpecError(f"--grid-snr must be research or k0, not {grid_snr!r}", key="grid-snr")
+    from engine.generator.calibrate_grid import check_grid_snr
+    check_grid_snr(grid_snr)
     if grid:   # refuse before any Ridge fit when the lattice is missing
         from engine.generator.calibrate_grid import dataset_lattice
         lattice = dataset_lattice(ds, resolve_ws(workspace))

@@ -92,6 +92,14 @@ def snr_matched_k(lattice, mags: tuple[float, ...] = GRID_MAGS,
     return out
 
 
+def check_grid_snr(snr: str) -> str:
+    """`snr` if it names a grid noise setting (research | k0), else a SpecError."""
+    if snr not in ("research", "k0"):
+        from engine.errors import SpecError
+        raise SpecError(f"--grid-snr must be research or k0, not {snr!r}", key="grid-snr")
+    return snr
+
+
 def matched_error(ks: dict[float, float]) -> ErrorFn:
     """error_from_flux with the magnitude's own k (snr_matched_k)."""
     errs = {mag: fixed_error(k) for mag, k in ks.items()}
@@ -158,10 +166,7 @@ def grid_figures(lattice, mags: tuple[float, ...] = GRID_MAGS, error_fn: ErrorFn
     when `error_fn` is given."""
     ks: dict[float, float] = {}
     if error_fn is None:
-        if snr not in ("research", "k0"):
-            from engine.errors import SpecError
-            raise SpecError(f"grid SNR must be research or k0, not {snr!r}", key="grid-snr")
-        if snr == "research":
+        if check_grid_snr(snr) == "research":
             ks = snr_matched_k(lattice, mags)
             error_fn = matched_error(ks)
     res = grid_arrays(lattice, mags, error_fn, callbacks)
