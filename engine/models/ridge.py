@@ -19,7 +19,8 @@ import numpy as np
 
 from engine.eval import metrics
 from engine.events import Callbacks, emit
-from engine.models.base import ChunkSource, TrainingCancelled, as_source
+from engine.models.base import ChunkSource, as_source
+from engine.models.ridge_stats import RidgeStats, accumulate
 
 # The research's α path: logspace 1e2…1e8 in half-decades (13 points).
 PAPER_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(2, 8, 13))
@@ -54,8 +55,15 @@ class StreamingRidge:
         # Fewer rows than features (small sizes, MoE experts): keep the rows and solve in
         # the dual (n × n kernel) — exact, and far cheaper than a p × p eigensolve.
         dual = int(source.n_rows) < int(source.n_features)
-        stats = _accumulate(source, int(self.chunk_rows), callbacks, should_stop,
-                            keep_rows=dual)
+        stats = accumulate(source, int(self.chunk_rows), callbacks, should_stop,
+                           keep_rows=dual)
+        return self.fit_stats(stats, eval_set=eval_set, callbacks=callbacks)
+
+    def fit_stats(self, stats: RidgeStats, *, eval_set: Any = None,
+                  callbacks: Callbacks | None = None) -> StreamingRidge:
+        """Fit from statistics already accumulated (engine.models.ridge_stats): what `fit`
+        does after its pass, so the MoE analyses can fit many models from one pass.
+        `stats.rows` present → the dual solve. The statistics are consumed."""
         self.n_samples_seen_ = stats.n
         self.n_features_in_ = stats.mean.shape[0]
         self.mean_ = stats.mean
@@ -86,7 +94,7 @@ class StreamingRidge:
         self.coef_ = vecs @ (z / (lam + self.alpha_))
         return self
 
-    def _fit_dual(self, stats: _Stats, grid: list[float], val: ChunkSource | None,
+    def _fit_dual(self, stats: RidgeStats, grid: list[float], val: ChunkSource | None,
                   callbacks: Callbacks | None) -> StreamingRidge:
         """Kernel form for n < p: with Xs the standardized centred rows and K = Xs Xsᵀ =
         U Λ Uᵀ, coef(α) = Xsᵀ U (Λ + α)⁻¹ Uᵀ y_c — the same solution as the primal
@@ -149,62 +157,6 @@ class StreamingRidge:
             if isinstance(X, np.ndarray) else X.chunks(int(self.chunk_rows))
         out = [self._standardize(c) @ self.coef_ + self.intercept_ for c in chunks]
         return np.concatenate(out) if out else np.zeros(0)
-
-
-class _Stats:
-    """Centred sufficient statistics of (X, y) after one pass."""
-
-    def __init__(self, n: int, mean: np.ndarray, scatter: np.ndarray, cross: np.ndarray,
-                 y_mean: float, shift: np.ndarray, rows: np.ndarray | None,
-                 y: np.ndarray) -> None:
-        self.n, self.mean, self.scatter, self.cross, self.y_mean = n, mean, scatter, cross, y_mean
-        self.shift, self.rows, self.y = shift, rows, y  # rows: shifted X when kept (dual)
-
-
-def _accumulate(source: ChunkSource, chunk_rows: int, callbacks: Callbacks | None,
-                should_stop: Callable[[], bool] | None, keep_rows: bool = False) -> _Stats:
-    """One pass over the chunks: shifted float64 sums, one SYRK per chunk (upper
-    triangle only, accumulated in place), then the shift is removed exactly once."""
-    from scipy.linalg.blas import dsyrk
-
-    y_all = np.asarray(source.labels(), dtype=np.float64)
-    emit(callbacks, "start", total=int(source.n_rows), unit="rows", what="ridge XᵀX")
-    n, shift, y_shift = 0, None, 0.0
-    scatter = s1 = cross = None
-    sy = 0.0
-    kept: list[np.ndarray] = []
-    for chunk in source.chunks(chunk_rows):
-        if should_stop is not None and should_stop():
-            raise TrainingCancelled("ridge: stopped while accumulating")
-        x = np.array(chunk, dtype=np.float64)  # a copy: the shift is subtracted in place
-        yc = y_all[n:n + len(x)]
-        if shift is None:
-            shift, y_shift = x.mean(axis=0), float(yc.mean())
-            p = x.shape[1]
-            scatter = np.zeros((p, p), order="F")
-            s1, cross = np.zeros(p), np.zeros(p)
-        x -= shift
-        if keep_rows:
-            kept.append(x)
-        yd = yc - y_shift
-        scatter = dsyrk(1.0, x.T, beta=1.0, c=scatter, trans=0, lower=0, overwrite_c=1)
-        s1 += x.sum(axis=0)
-        cross += x.T @ yd
-        sy += float(yd.sum())
-        n += len(x)
-        emit(callbacks, "progress", done=n, total=int(source.n_rows))
-    if n == 0:
-        raise ValueError("no training rows")
-    if n != len(y_all):
-        raise ValueError(f"chunks gave {n} rows but there are {len(y_all)} labels")
-    diag = np.diag(scatter).copy()
-    scatter += scatter.T  # SYRK filled the upper triangle only; the lower is still 0
-    scatter[np.diag_indices_from(scatter)] = diag
-    dm, dy = s1 / n, sy / n
-    scatter -= n * np.outer(dm, dm)
-    cross -= n * dm * dy
-    rows = np.concatenate(kept) if keep_rows else None
-    return _Stats(n, shift + dm, scatter, cross, y_shift + dy, shift, rows, y_all)
 
 
 def _scale_like_sklearn(var: np.ndarray, mean: np.ndarray, n: int) -> np.ndarray:

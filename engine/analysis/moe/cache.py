@@ -37,20 +37,35 @@ def cache_file(ws: Path, what: str, doc: dict[str, Any]) -> Path:
     return Path(ws) / "cache" / "moe" / f"{what}-{cache_key(doc)}.pkl"
 
 
-def cached(ws: Path, what: str, doc: dict[str, Any], fit: Callable[[], T],
-           callbacks: Callbacks | None = None) -> T:
-    """Load the fit for `doc` from the cache, or run `fit()` and store its result."""
+def load(ws: Path, what: str, doc: dict[str, Any],
+         callbacks: Callbacks | None = None) -> Any | None:
+    """The cached fit for `doc`, or None when there is none (or it does not load)."""
     path = cache_file(ws, what, doc)
-    if path.is_file():
-        try:
-            with open(path, "rb") as fh:
-                value = pickle.load(fh)
-            emit(callbacks, "log", message=f"moe: reusing the fitted {what} ({path.name})")
-            return value
-        except Exception:  # a stale or unreadable entry is refitted and replaced
-            emit(callbacks, "log", message=f"moe: cache entry {path.name} unreadable; refitting")
-    value = fit()
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as fh:
+            value = pickle.load(fh)
+    except Exception:  # a stale or unreadable entry is refitted and replaced
+        emit(callbacks, "log", message=f"moe: cache entry {path.name} unreadable; refitting")
+        return None
+    emit(callbacks, "log", message=f"moe: reusing the fitted {what} ({path.name})")
+    return value
+
+
+def store(ws: Path, what: str, doc: dict[str, Any], value: Any) -> None:
+    """Keep `value` as the fit for `doc` (atomically: tmp + rename)."""
+    path = cache_file(ws, what, doc)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def cached(ws: Path, what: str, doc: dict[str, Any], fit: Callable[[], T],
+           callbacks: Callbacks | None = None) -> T:
+    """Load the fit for `doc` from the cache, or run `fit()` and store its result."""
+    value = load(ws, what, doc, callbacks)
+    if value is None:
+        value = fit()
+        store(ws, what, doc, value)
     return value
