@@ -85,6 +85,11 @@ def test_run_json_events_and_store(ws):
     assert events[-1]["status"] == "finished" and events[-1]["error"] is None
     curve = [e for e in events if e["event"] == "metric" and e["name"] == "val_r2"]
     assert len(curve) == 13  # the paper's α path, scored on the validation split
+    pred = [e for e in events if e.get("stage") == "predict"]    # a bar for the test rows
+    n_test = json.loads((run_dir / "metrics.json").read_text())["extra"]["n_test"]
+    assert pred and pred[-1]["done"] == pred[-1]["total"] == n_test
+    assert any(e["event"] == "start" and str(e.get("what", "")).startswith("predicting")
+               for e in events)
     m = json.loads((run_dir / "metrics.json").read_text())
     best = max(m["extra"]["model"]["alpha_curve"], key=lambda r: r["val_r2"])["alpha"]
     assert m["extra"]["model"]["alpha"] == best

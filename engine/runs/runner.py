@@ -139,7 +139,8 @@ def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopF
         test = ds.split(spec.test_split)
         log("log", message=f"predicting {test.n_rows} test spectra ({test.name})")
         t1 = time.perf_counter()
-        y_pred = predict_split(adapter, est, test, spec.noise_level)
+        y_pred = predict_split(adapter, est, test, spec.noise_level, callbacks=(log,),
+                               should_stop=stop)
         predict_s = time.perf_counter() - t1
         intervals, uq_facts = predict_intervals(adapter, est, calib, test, spec.noise_level,
                                                 y_pred, log, split_facts)
@@ -158,12 +159,23 @@ def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopF
         ds.close()
 
 
-def predict_split(adapter: ModelAdapter, est: Any, split: Split, noise_level: float
-                  ) -> np.ndarray:
+def predict_split(adapter: ModelAdapter, est: Any, split: Split, noise_level: float,
+                  callbacks: Any = (), should_stop: Any = None) -> np.ndarray:
     """The model's log g for every row of `split`, scored on its frozen noisy flux, in
-    blocks of PREDICT_ROWS; each block's PredictContext names the split and its rows."""
-    return np.concatenate([np.asarray(adapter.predict(est, ctx))
-                           for ctx in predict_blocks(split, noise_level)])
+    blocks of PREDICT_ROWS; each block's PredictContext names the split and its rows.
+    A progress event (stage "predict") follows each block, so a slow predictor (the
+    template fit: minutes for test_10k) shows how far it is; `should_stop` is checked
+    between blocks."""
+    from engine.events import emit
+
+    out = []
+    emit(callbacks, "start", total=split.n_rows, unit="rows", what=f"predicting {split.name}")
+    for ctx in predict_blocks(split, noise_level):
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled("stopped while predicting")
+        out.append(np.asarray(adapter.predict(est, ctx)))
+        emit(callbacks, "progress", stage="predict", done=ctx.stop, total=split.n_rows)
+    return np.concatenate(out)
 
 
 def predict_blocks(split: Split, noise_level: float) -> list[PredictContext]:
