@@ -139,6 +139,36 @@ def fisher_figures(mu: np.ndarray, jac: np.ndarray, k: float, mag: float) -> dic
             "s5": np.sqrt(r5.crlb_log_g), "s3": np.sqrt(r3.crlb_log_g)}
 
 
+BINS = (((3750, 4500), (1.0, 3.0)), ((3750, 4500), (3.5, 5.0)), ((4750, 5250), (1.0, 3.0)),
+        ((4750, 5250), (3.5, 5.0)), ((5500, 6000), (1.0, 3.0)), ((5500, 6000), (3.5, 5.0)))
+
+
+def bin_table(theta: np.ndarray, res: dict) -> list[dict]:
+    """Per T_eff × log g bin: node count, median per-node σ5 ratio, σ5 and R² medians."""
+    out = []
+    for (t0, t1), (g0, g1) in BINS:
+        m = (theta[:, 0] >= t0) & (theta[:, 0] <= t1) & (theta[:, 1] >= g0) & (theta[:, 1] <= g1)
+        a, b = res["v22"], res["synthe"]
+        out.append({"teff": [t0, t1], "log_g": [g0, g1], "n": int(m.sum()),
+                    "median_s5_ratio": float(np.median(b["s5"][m] / a["s5"][m])),
+                    "s5": [float(np.median(a["s5"][m])), float(np.median(b["s5"][m]))],
+                    "r2": [float(np.median(a["r2"][m])), float(np.median(b["r2"][m]))]})
+    return out
+
+
+def bootstrap(res: dict, n: int = 2000, seed: int = 0) -> dict:
+    """5/50/95 % bootstrap (over nodes) of the median R² shift and the ratio of σ5 medians."""
+    rng = np.random.default_rng(seed)
+    a, b = res["v22"], res["synthe"]
+    d, r = [], []
+    for _ in range(n):
+        i = rng.integers(0, len(a["r2"]), len(a["r2"]))
+        d.append(np.median(b["r2"][i]) - np.median(a["r2"][i]))
+        r.append(np.median(b["s5"][i]) / np.median(a["s5"][i]))
+    return {"median_r2_shift": np.percentile(d, [5, 50, 95]).round(4).tolist(),
+            "ratio_s5_medians": np.percentile(r, [5, 50, 95]).round(4).tolist()}
+
+
 def part_fisher(n_nodes: int, seed: int, lattice_dir: Path, work: Path) -> dict:
     from engine.generator.lte.lattice import node_index
     from engine.generator.lte.lattice_fisher import _neighbours
@@ -190,6 +220,8 @@ def part_fisher(n_nodes: int, seed: int, lattice_dir: Path, work: Path) -> dict:
         row["ratio_median_s3"] = row["synthe"]["s3"] / row["v22"]["s3"]
         row["paired_median_ratio_s5"] = float(np.median(res["synthe"]["s5"] / res["v22"]["s5"]))
         row["paired_median_ratio_s3"] = float(np.median(res["synthe"]["s3"] / res["v22"]["s3"]))
+        row["bins"] = bin_table(theta, res)
+        row["bootstrap_90"] = bootstrap(res)
         row["per_node"] = {n: {k: np.round(v, 5).tolist() for k, v in res[n].items()} for n in res}
         out["mags"][str(mag)] = row
     return out
