@@ -139,8 +139,11 @@ class Paschen(torch.nn.Module):
     Stark wing beyond holds ≤ 2 % of the line even for the broadest line, P11 in a 6000 K
     dwarf's deepest layer)."""
 
-    def __init__(self, wave: np.ndarray, half: float = 30.0, path: Path = HYDROGEN_PATH) -> None:
+    def __init__(self, wave: np.ndarray, half: float = 30.0, path: Path = HYDROGEN_PATH,
+                 mode: str = "hm") -> None:
         super().__init__()
+        if mode not in ("hm", "synthe"):
+            raise ValueError(f"hydrogen mode must be 'hm' (generator 2.2) or 'synthe', not {mode!r}")
         from engine.generator.lte.atmosphere import MEAN_MASS_PER_H
 
         tab = load_hydrogen(path)
@@ -164,10 +167,19 @@ class Paschen(torch.nn.Module):
         k_nm = (5.5e-5 * (n_lo * n_up) ** 4 / (n_up ** 2 - n_lo ** 2) / (1.0 + 0.13 / (n_up - n_lo)))
         self.register_buffer("stark", t(2.0 * Q_WIDTH * k_nm * HOLTSMARK))   # f_Q / N_e^{2/3}, Å
         self.register_buffer("n_up", t(n_up))
-        self.dissolution = True       # scale each line by w(n_u) (generator ≥ 2.2)
+        self.dissolution = mode == "hm"   # scale each line by w(n_u) (generator ≥ 2.2)
+        self.mode = mode
+        if mode == "synthe":          # BOSZ-like option (hydrogen_synthe.py), for measurement
+            from engine.generator.lte.hydrogen_synthe import neighbour_mask
+            self.register_buffer("n_lo", t(n_lo))
+            self.register_buffer("k_nm", t(k_nm))
+            self.register_buffer("grid", t(wave))
+            self.register_buffer("mask", t(inside & neighbour_mask(lam, n_up, dl)))
 
     def forward(self, s, n_hi_frac, log_u_h):
         """s: Structure (B, D); n_hi_frac = n(H I)/n_H (B, D); log_u_h (B, D)."""
+        if self.mode == "synthe":
+            return self._synthe_opacity(s, n_hi_frac, log_u_h)
         strength, r, hf = self.params(s, n_hi_frac, log_u_h)
         fn = PaschenProfile.apply if self.analytic_jvp else paschen_opacity
         return fn(strength, r, hf, self.dl, self.idx, self.n_out)
@@ -190,6 +202,22 @@ class Paschen(torch.nn.Module):
                       + 4.47163 * f_g ** 2 * f_l ** 3 + 0.07842 * f_g * f_l ** 4 + f_l ** 5, 0.2)
         return strength, f_l / f, 0.5 * f
 
+
+    def _synthe_opacity(self, s, n_hi_frac, log_u_h):
+        """SYNTHE-like Paschen opacity (hydrogen_synthe.py): no w(n_u), HPROF4-like
+        profiles cut at the neighbouring lines' centres, × the Inglis–Teller merge ramp.
+        No analytic jvp (the bench differentiates by grid differences)."""
+        from engine.generator.lte.hydrogen_synthe import hprof4, merge_ramp
+
+        strength = self.params(s, n_hi_frac, log_u_h)[0]                # (B, D, L)
+        dlam_d = self.lam / (_C * 1e-5) * torch.sqrt(
+            2.0 * _K_B * s.t[..., None] / _M_H * 1e-10 + XI_KMS ** 2)
+        prof = hprof4(self.dl, s.t, s.n_e, dlam_d, self.lam, self.n_lo, self.n_up, self.k_nm)
+        prof = strength[..., None] * prof * self.mask
+        b, d = prof.shape[:2]
+        out = prof.new_zeros(b, d, self.n_out + 1)
+        out = out.index_add(2, self.idx, prof.reshape(b, d, -1))[..., :-1]
+        return out * merge_ramp(self.grid, s.n_e)
 
     def log_w_upper(self, s, n_hi_frac):
         """ln w(n_u) per layer and line (B, D, L): the occupation probability of each line's

@@ -58,6 +58,7 @@ LN10 = math.log(10.0)
 # CPU) and changes σ_CRLB(log g) by < 1e-4 relative against the float64 Jacobian
 # (tests/test_lte_jacobian.py; bench/gen_v2_speed.py measures it on 32 stars).
 JACOBIAN_DTYPE = torch.float32
+PASCHEN_HALF_SYNTHE = 60.0     # Å: hydrogen="synthe" profiles reach the neighbours' centres
 
 
 class ForwardModel(torch.nn.Module):
@@ -69,7 +70,7 @@ class ForwardModel(torch.nn.Module):
 
     def __init__(self, lines: LineList | None = None, *, fwhm: float = FWHM_A,
                  normalise: str = "median", dtype: torch.dtype = torch.float32,
-                 analytic_jvp: bool = False, rows=SYNTH_ROWS) -> None:
+                 analytic_jvp: bool = False, rows=SYNTH_ROWS, hydrogen: str = "hm") -> None:
         super().__init__()
         lines = load_linelist() if lines is None else lines
         if normalise not in ("median", "smooth"):
@@ -98,8 +99,11 @@ class ForwardModel(torch.nn.Module):
         self._u_h = tuple(load_partition_table()[(1, 0)])
         self._core(lines, fine)
         self._wings(lines, coarse)
-        self.paschen = Paschen(coarse)
-        self.paschen.analytic_jvp = analytic_jvp
+        # hydrogen="synthe": the BOSZ-like option of hydrogen_synthe.py (measurement only;
+        # its wider window reaches the neighbouring lines' centres)
+        self.paschen = (Paschen(coarse) if hydrogen == "hm" else
+                        Paschen(coarse, half=PASCHEN_HALF_SYNTHE, mode=hydrogen))
+        self.paschen.analytic_jvp = analytic_jvp and hydrogen == "hm"
         self.molecules = Molecules(fine)
         self.lsf = LsfRebin(fwhm, grids)
         self.to(dtype)
@@ -195,6 +199,8 @@ class ForwardModel(torch.nn.Module):
         differentiates these by `jacfwd` and the rest explicitly): θ, the continuum on its
         9.6 Å grid (B, D, N_cont), the Paschen strengths, Stark fractions r and half widths (B, D, 17), and
         RHOX, T, P_e, P_gas, n(H I) (B, D) (the line strengths' inputs)."""
+        if self.paschen.mode != "hm":
+            raise NotImplementedError("the explicit Jacobian covers hydrogen='hm' only")
         s, kc, frac_hi, log_u_h, n_hi = self.continuum_parts(theta)
         return (theta, kc, *self.paschen.params(s, frac_hi, log_u_h), s.rhox, s.t, s.p_e,
                 s.p_gas, n_hi)
