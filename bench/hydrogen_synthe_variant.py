@@ -172,7 +172,7 @@ def bootstrap(res: dict, n: int = 2000, seed: int = 0) -> dict:
 def part_fisher(n_nodes: int, seed: int, lattice_dir: Path, work: Path) -> dict:
     from engine.generator.lte.lattice import node_index
     from engine.generator.lte.lattice_fisher import _neighbours
-    from engine.generator.lte.node_store import (N_NODES, N_TOTAL, STEP, NodeLattice,
+    from engine.generator.lte.node_store import (N_TOTAL, STEP, NodeLattice,
                                                  flat_index, lattice_key, node_theta)
     work.mkdir(parents=True, exist_ok=True)
     key = lattice_key()
@@ -183,8 +183,10 @@ def part_fisher(n_nodes: int, seed: int, lattice_dir: Path, work: Path) -> dict:
     nodes = np.sort(rng.choice(N_TOTAL, n_nodes, replace=False))
     theta = node_theta(nodes)
     th_up, th_dn, span = _neighbours(theta)
-    to_flat = lambda th: flat_index(np.round(node_index(th.reshape(-1, 5))[0]).astype(np.int64)
-                                    ).reshape(th.shape[:-1])
+    def to_flat(th):
+        return flat_index(np.round(node_index(th.reshape(-1, 5))[0]).astype(np.int64)
+                          ).reshape(th.shape[:-1])
+
     up, dn = to_flat(th_up), to_flat(th_dn)                            # (n, 5)
     need = np.unique(np.concatenate([nodes, up.ravel(), dn.ravel()]))
     t0 = time.time()
@@ -194,7 +196,9 @@ def part_fisher(n_nodes: int, seed: int, lattice_dir: Path, work: Path) -> dict:
     flux_s = variant_spectra(need, work)
     t_syn = time.time() - t0
     pos = {int(x): i for i, x in enumerate(need)}
-    ix = lambda a: np.vectorize(pos.__getitem__)(a)
+    def ix(a):
+        return np.vectorize(pos.__getitem__)(a)
+
     step = (span * STEP[None, :])                                      # (n, 5) in PARAMS units
     ks = grid_ks()
     out = {"nodes": nodes.tolist(), "n_spectra": int(len(need)), "lattice_key": key,
