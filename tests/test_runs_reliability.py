@@ -132,3 +132,26 @@ def test_ctrl_c_in_the_foreground_cancels_the_worker(ws):
     assert "Traceback" not in err and "cancelled" in err
     end = json.loads((run_dir / "events.jsonl").read_text().splitlines()[-1])
     assert end["event"] == "end" and end["status"] == "cancelled"
+
+
+def test_a_run_folder_is_never_seen_without_its_queued_event(ws, monkeypatch):
+    """A new folder is found by its run.json (the TUI's job poll, `in_flight`): by then its
+    `queued` event must exist, or a poll in between folds a pid-less run with no events as
+    stale, i.e. `lost` (what the TUI's launch test once caught under load, and kept)."""
+    import engine.runs.folder as folder
+    from engine.run_state import fold_run_folder
+
+    seen = []
+    real = folder.write_json
+
+    def spy(path, doc, *a, **k):
+        if path.name == "run.json" and doc.get("pid") is None:
+            seen.append((path.parent / "events.jsonl").is_file())
+        return real(path, doc, *a, **k)
+
+    monkeypatch.setattr(folder, "write_json", spy)
+    spec = build_spec("ridge", workspace=ws, size=200, dataset="fake")
+    run_dir = create_run_folder(ws, spec, dataset=dataset_info(spec.dataset_path),
+                                prov=provenance())
+    assert seen == [True]
+    assert fold_run_folder(run_dir).status == "queued"

@@ -61,8 +61,10 @@ def create_run_folder(workspace: Path, spec: Any, *, dataset: dict[str, Any],
            "noise_level": spec.noise_level, "seed": spec.seed, "test_split": spec.test_split,
            "val_split": spec.val_split, "device": spec.device, "executor": spec.executor,
            **prov, "pid": None, "created": time.time()}
-    write_json(run_dir / "run.json", doc)
+    # the `queued` event first: a folder is found by its run.json (the TUI, in_flight), and
+    # a run.json without events folds as a stale, pid-less run, i.e. `lost`
     EventLog(run_dir / "events.jsonl")("queued", run_id=run_id)
+    write_json(run_dir / "run.json", doc)
     return run_dir
 
 
