@@ -5,7 +5,9 @@ is the same for SNR and Teff×[M/H] bins, and a gate over Teff×[M/H] bins uses 
 experts its oracle used. At 10k rows each fit is minutes (a 4096 × 4096 eigensolve), at 1M
 it is a full pass over 16 GB; a study runs six of these analyses. Fitting is deterministic
 in everything the key holds (dataset fingerprint, training rows, bins, edge rule, expert
-kind, noise level, seed, validation split), so a hit returns what a refit would.
+kind, noise level, seed, validation split), so a hit returns what a refit would (a global
+Ridge refitted inside another bin scheme's one-pass fit adds the same sums in another order:
+equal to rounding). An expert set holds its global model, so a hit on it needs nothing else.
 
 A cache file is written atomically (tmp + rename), so a killed analysis never leaves a
 half-written one; a file that fails to load is refitted and replaced. `CACHE_VERSION`
