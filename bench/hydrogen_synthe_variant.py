@@ -42,27 +42,11 @@ LOGG = np.arange(1.0, 5.01, 0.5)
 
 
 def hydrogen_ews(theta: np.ndarray, hydrogen: str) -> np.ndarray:
-    """EW (Å) of P12–P17 in the hydrogen-only residual (bench/paschen_hydrogen_only.py's
-    recipe), (n, 6)."""
-    import torch
+    """EW (Å) of P12–P17 in the hydrogen-only residual, (n, 6): the recipe of
+    bench/paschen_hydrogen_only.py with the chosen hydrogen mode."""
+    from bench.paschen_hydrogen_only import hydrogen_only_ews
 
-    from bench.paschen_hydrogen_only import HALF, LINES
-    from engine.generator import grids
-    from engine.generator.lte.linelist import LineList
-    from engine.generator.lte.synth import ForwardModel
-
-    one = LineList(np.array([7500.0]), np.array([26]), np.array([0]), np.array([0.0]),
-                   np.array([-20.0]), np.array([1.0]), np.array([0.0]))     # a negligible line
-    m = ForwardModel(one, dtype=torch.float64, hydrogen=hydrogen)
-    th = torch.as_tensor(np.c_[theta, np.zeros(len(theta))], dtype=torch.float64)
-    with torch.no_grad():
-        r = torch.cat([m.residual(th[i:i + 4]) for i in range(0, len(th), 4)]).numpy()
-    fw = m.fine_wave.numpy()
-    out = np.zeros((len(theta), len(LINES)))
-    for j, c in enumerate(LINES.values()):
-        sel = np.abs(fw - grids.air_to_vacuum(np.array([c]))[0]) < HALF
-        out[:, j] = (1.0 - r[:, sel]).sum(1) * (fw[1] - fw[0])
-    return out
+    return hydrogen_only_ews(theta, hydrogen)
 
 
 def part_ews() -> dict:

@@ -33,6 +33,13 @@ HALF = 4.0                                                 # EW window ±4 Å
 
 def generator_ews(stars: list[str]) -> np.ndarray:
     """EW (Å, ±HALF) of each line in the generator's hydrogen-only residual, (stars, lines)."""
+    return hydrogen_only_ews(np.array([STARS[s] for s in stars], dtype=float))
+
+
+def hydrogen_only_ews(theta: np.ndarray, hydrogen: str = "hm") -> np.ndarray:
+    """EW (Å, ±HALF) of each of LINES in the hydrogen-only residual (one negligible metal
+    line) of the stars θ = (T_eff, log g, [M/H], [α/M]) rows ([C/M] = 0), (n, lines);
+    `hydrogen`: the ForwardModel's hydrogen mode ("hm" = generator 2.2, or "synthe")."""
     import torch
 
     from engine.generator import grids
@@ -41,12 +48,12 @@ def generator_ews(stars: list[str]) -> np.ndarray:
 
     one = LineList(np.array([7500.0]), np.array([26]), np.array([0]), np.array([0.0]),
                    np.array([-20.0]), np.array([1.0]), np.array([0.0]))     # a negligible line
-    m = ForwardModel(one, dtype=torch.float64)
-    th = torch.tensor([list(STARS[s]) + [0.0] for s in stars], dtype=torch.float64)
+    m = ForwardModel(one, dtype=torch.float64, hydrogen=hydrogen)
+    th = torch.as_tensor(np.c_[theta, np.zeros(len(theta))], dtype=torch.float64)
     with torch.no_grad():
-        r = m.residual(th).numpy()
+        r = torch.cat([m.residual(th[i:i + 4]) for i in range(0, len(th), 4)]).numpy()
     fw = m.fine_wave.numpy()
-    out = np.zeros((len(stars), len(LINES)))
+    out = np.zeros((len(theta), len(LINES)))
     for j, c in enumerate(LINES.values()):
         sel = np.abs(fw - grids.air_to_vacuum(np.array([c]))[0]) < HALF
         out[:, j] = (1.0 - r[:, sel]).sum(1) * (fw[1] - fw[0])
