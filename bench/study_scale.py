@@ -39,7 +39,8 @@ SELECT r.run_id, r.model, r.preset, r.train_size, r.duration_s, r.peak_rss_mb, r
        (SELECT num_value FROM run_facts f WHERE f.run_id = r.run_id
           AND f.key = 'model.binned_mb') AS binned_mb
 FROM runs r JOIN run_metrics m ON m.run_id = r.run_id
-WHERE r.dataset_name = ? AND r.status = 'finished' AND r.model IN ('ridge', 'lgbm')
+WHERE r.dataset_name = ? AND r.dataset_fingerprint = ? AND r.status = 'finished'
+  AND r.model IN ('ridge', 'lgbm')
   AND m.metric = 'r2' AND m.subset = 'all' AND m.split = r.test_split
 ORDER BY r.model, r.train_size, r.created
 """
@@ -63,13 +64,25 @@ def lgbm_memory(rows: list[dict]) -> dict:
                         for b, p, n in zip(binned, peak, size)]}
 
 
+def current_fingerprint(workspace: str, name: str) -> str:
+    """The fingerprint of the workspace's dataset `name` (its identity includes the
+    generator version), so the figures are one build's."""
+    from engine.io.dataset import resolve_dataset
+
+    return resolve_dataset(name, workspace).fingerprint()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="bosz-1m-lte")
     ap.add_argument("--workspace", default=os.environ.get("LOGG_WORKSPACE", "workspace"))
+    ap.add_argument("--fingerprint", default=None,
+                    help="which build of the dataset (default: the one in the workspace now; "
+                         "runs on data of another generator version are never mixed in)")
     args = ap.parse_args()
+    fingerprint = args.fingerprint or current_fingerprint(args.workspace, args.dataset)
     with StoreReader(args.workspace) as store:
-        df = store.df(SQL, [args.dataset])
+        df = store.df(SQL, [args.dataset, fingerprint])
     runs = [{k: (None if v is None or (isinstance(v, float) and np.isnan(v)) else
                  (str(v) if k == "created" else v)) for k, v in row.items()}
             for row in df.to_dict("records")]
@@ -88,7 +101,8 @@ def main() -> None:
               f"{'within' if row['within_rule'] else 'OVER'}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({
-        "dataset": args.dataset, "store": str(Path(args.workspace) / "results.duckdb"),
+        "dataset": args.dataset, "dataset_fingerprint": fingerprint,
+        "store": str(Path(args.workspace) / "results.duckdb"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version()},
         "note": "each run ran inside the study on this machine, beside other work (see "
