@@ -106,3 +106,21 @@ def test_report_selects_one_build_and_says_which(two_builds):
     assert "`new-50000`" in new and "`old-" not in new
     with pytest.raises(StoreError, match="0 builds matching"):
         build_report(two_builds, "default@nope")
+
+
+def test_results_page_header_names_the_build_its_report_shows(two_builds, tmp_path):
+    """`export results`: the page's header (fingerprint, generator version) and its report
+    are about the same build, also when a build is picked with NAME@FINGERPRINT (the header
+    once listed every build of the name and the version of whatever dataset.json was on
+    disk, and the report under it re-chose the build from the bare name)."""
+    from engine.report.results_page import write_results_page
+
+    for want, fp, gen, other in (("default", "fp-gen1", "1.0", "fp-gen2"),
+                                 ("default@fp-gen2", "fp-gen2", "2.0", "fp-gen1")):
+        out = tmp_path / f"{fp}.md"
+        write_results_page(two_builds, out, want)
+        md = out.read_text()
+        header = next(line for line in md.splitlines() if line.startswith("> Dataset `"))
+        assert header == f"> Dataset `default`: fingerprint `{fp}`; generator version `{gen}`."
+        assert f"fingerprint {fp}, generator version {gen}" in md
+        assert f"`default@{other}`" in md            # named as left out, never mixed in

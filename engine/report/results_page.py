@@ -32,7 +32,9 @@ def write_results_page(workspace: Path, out: Path, dataset: str | None = None) -
     out = Path(out)
     fig_dir = out.parent / out.stem
     written = []
-    parts = [_header(workspace, d.dataset, ds)]
+    if d.fingerprint:            # the one build the report shows (issue 11 item 6)
+        ds = ds[ds["fingerprint"] == d.fingerprint] if not ds.empty else ds
+    parts = [_header(workspace, d.dataset, ds, d.generator_version)]
     if not d.points.empty:
         written.append(F.scaling_png(d.points, fig_dir / "scaling.png"))
         parts += ["## R² vs training size", "",
@@ -45,7 +47,8 @@ def write_results_page(workspace: Path, out: Path, dataset: str | None = None) -
                   "Cramér–Rao ceiling R²_max of the same test spectra.", "",
                   f"![R² vs SNR]({out.stem}/{written[-1].name})", "",
                   "```text", F.r2_vs_snr_text(bins), "```", ""]
-    report = build_report(workspace, d.dataset)
+    report = build_report(workspace, f"{d.dataset}@{d.fingerprint}" if d.fingerprint
+                          else d.dataset)
     parts.append(report.split("\n", 1)[1] if report.startswith("# ") else report)
     written.append(write_text(out, "\n".join(parts)))
     return written
@@ -58,11 +61,14 @@ def _largest_per_model(points: pd.DataFrame) -> list[str]:
     return list(top["run_id"])
 
 
-def _header(workspace: Path, dataset: str, ds: pd.DataFrame) -> str:
+def _header(workspace: Path, dataset: str, ds: pd.DataFrame,
+            generator_version: str | None = None) -> str:
+    """`ds`: the store's rows of the build shown; its generator version is the store's
+    (`generator_version`) or, failing that, the dataset.json found at its path."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     fps = ", ".join(f"`{f}`" for f in ds["fingerprint"]) if not ds.empty else "—"
     paths = list(ds["path"].dropna()) if not ds.empty else []
-    version = _generator_version(paths)
+    version = f"`{generator_version}`" if generator_version else _generator_version(paths)
     mem = _memory_gb()
     return "\n".join([
         "# logg — results", "",
