@@ -128,11 +128,15 @@ def _fit_ridge_set(train, train_bins: np.ndarray, val_X: np.ndarray, val_y: np.n
 
 def _ridge_from(stats, vX: np.ndarray, vy: np.ndarray) -> tuple[Any, dict[str, Any]]:
     """A StreamingRidge (the paper's α path, α chosen on (vX, vy)) from accumulated stats."""
+    est = _paper_ridge().fit_stats(stats, eval_set=(vX, vy) if len(vy) >= 2 else None)
+    return est, {"expert": "ridge", "alpha": float(est.alpha_)}
+
+
+def _paper_ridge():
+    """The MoE's Ridge: the research's α path, chosen on the bin's validation rows."""
     from engine.models.ridge import PAPER_ALPHAS, StreamingRidge
 
-    est = StreamingRidge(alphas=list(PAPER_ALPHAS), chunk_rows=4096)
-    est.fit_stats(stats, eval_set=(vX, vy) if len(vy) >= 2 else None)
-    return est, {"expert": "ridge", "alpha": float(est.alpha_)}
+    return StreamingRidge(alphas=list(PAPER_ALPHAS), chunk_rows=4096)
 
 
 def _bin_val(val_X: np.ndarray, val_y: np.ndarray, val_bins: np.ndarray, b: int):
@@ -149,10 +153,7 @@ def _no_expert() -> dict[str, Any]:
 
 def _fit_one(kind: str, source: RowSubset, vX: np.ndarray, vy: np.ndarray):
     if kind == "ridge":
-        from engine.models.ridge import PAPER_ALPHAS, StreamingRidge
-
-        est = StreamingRidge(alphas=list(PAPER_ALPHAS), chunk_rows=4096)
-        est.fit(source, eval_set=(vX, vy) if len(vy) >= 2 else None)
+        est = _paper_ridge().fit(source, eval_set=(vX, vy) if len(vy) >= 2 else None)
         return est, {"expert": "ridge", "alpha": float(est.alpha_)}
     if kind == "lgbm":
         from engine.models.lgbm import StreamingLGBM
