@@ -55,7 +55,7 @@ def test_presets_hold_hyper_parameters_only(model):
 
 def test_a_class_missing_a_member_is_not_an_adapter():
     class NoPredict:
-        name, distributed, augments = "x", False, False
+        name, distributed, augments, resumes = "x", False, False, False
         presets: dict[str, dict] = {"x": {}}
 
         def build(self, params): ...

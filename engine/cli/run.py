@@ -21,6 +21,9 @@ AddressOpt = typer.Option(None, "--address", help="Ray cluster: auto (the runnin
 WorkersOpt = typer.Option(1, "--workers", min=1, help="Data-parallel training workers "
                           "via Ray Train (vit: TorchTrainer/DDP, lgbm: distributed LightGBM); "
                           "joins --address or starts a local Ray. 1 = one process.")
+FreshOpt = typer.Option(False, "--fresh", help="Train from the first step even when a lost "
+                        "or cancelled run with the same parameters left a checkpoint "
+                        "(default: continue from it; the ViT).")
 EXECUTORS = ("local", "ray")
 
 
@@ -49,9 +52,12 @@ def run_cmd(
     executor: str = ExecutorOpt,
     address: str | None = AddressOpt,
     workers: int = WorkersOpt,
+    fresh: bool = FreshOpt,
     workspace: Path | None = WorkspaceOpt,
 ) -> None:
-    """Train and evaluate one model; the run is recorded in runs/<run_id>/ and the store."""
+    """Train and evaluate one model; the run is recorded in runs/<run_id>/ and the store.
+    A ViT run that was killed or cancelled continues from its checkpoint when the same
+    command runs again (a new run that names the old one in run.json `resumed_from`)."""
     from engine.errors import SpecError
     from engine.paths import workspace as resolve_ws
     from engine.runs.spec import build_spec
@@ -67,7 +73,7 @@ def run_cmd(
                         hint="the driver must stay to ingest the run; drop --detach")
     from engine.runs.executor import launch_run
 
-    run_dir, proc = launch_run(ws, spec, _make_executor(executor, address))
+    run_dir, proc = launch_run(ws, spec, _make_executor(executor, address), resume=not fresh)
     if detach:
         typer.echo(run_dir.name)
         return
@@ -176,10 +182,12 @@ def scaling_cmd(
     executor: str = ExecutorOpt,
     address: str | None = AddressOpt,
     workers: int = WorkersOpt,
+    fresh: bool = FreshOpt,
     workspace: Path | None = WorkspaceOpt,
 ) -> None:
     """Run the models × sizes grid (skipping points already in the store) and print the
-    scaling table read from the store."""
+    scaling table read from the store. A ViT point whose earlier run was killed or
+    cancelled continues from that run's checkpoint (--fresh: from the first step)."""
     from engine.errors import RunError, SpecError
     from engine.paths import workspace as resolve_ws
     from engine.runs.scaling import grid_table, plan_grid
@@ -203,9 +211,9 @@ def scaling_cmd(
                        test_split=test_split, val_split=val_split or None, device=device,
                        workers=workers, ray_address=address, overrides=per_model)
     if _check_executor(executor) == "ray":
-        results = _run_grid_on_ray(ws, points, address)
+        results = _run_grid_on_ray(ws, points, address, resume=not fresh)
     else:
-        results = _run_grid_with_progress(ws, points)
+        results = _run_grid_with_progress(ws, points, resume=not fresh)
     table = grid_table(ws, [run_id for _, run_id, _ in results])
     _print_scaling(table, results, seed)
     failed = [(p, rid, st) for p, rid, st in results if st not in ("finished", "skipped")]
@@ -215,7 +223,7 @@ def scaling_cmd(
                        "retry only those points")
 
 
-def _run_grid_with_progress(ws: Path, points: list):
+def _run_grid_with_progress(ws: Path, points: list, *, resume: bool = True):
     """Overall grid bar + the current run's bar (from its events.jsonl)."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn)
@@ -245,7 +253,7 @@ def _run_grid_with_progress(ws: Path, points: list):
             progress.update(grid, completed=k, info=label)
 
         def run_one(spec: Any):
-            run_dir, proc = launch_run(ws, spec)
+            run_dir, proc = launch_run(ws, spec, resume=resume)
             state = _follow_foreground(run_dir, proc, on_current)
             proc.wait()
             done = progress.tasks[current].completed  # early stopping ends below total
@@ -260,7 +268,7 @@ def _run_grid_with_progress(ws: Path, points: list):
     return results
 
 
-def _run_grid_on_ray(ws: Path, points: list, address: str | None):
+def _run_grid_on_ray(ws: Path, points: list, address: str | None, *, resume: bool = True):
     """Every missing point as a Ray task at once; the driver ingests each as it ends."""
     from rich.console import Console
 
@@ -274,7 +282,7 @@ def _run_grid_on_ray(ws: Path, points: list, address: str | None):
 
     try:
         return run_grid_ray(points, workspace=ws, options=RayOptions(address=address),
-                            on_point=on_point)
+                            on_point=on_point, resume=resume)
     except KeyboardInterrupt:
         console.print("cancelled the unfinished Ray runs", highlight=False)
         raise typer.Exit(130) from None

@@ -75,6 +75,7 @@ class ModelAdapter(Protocol):
 
     name: str                          # "ridge" | "lgbm" | "vit" | "template-fit"
     distributed: bool                  # trains data-parallel when TrainContext.workers > 1
+    resumes: bool                      # continues from checkpoint_dir when ctx.resume
     augments: bool                     # honours TrainContext.augment_copies > 1
 
     @property

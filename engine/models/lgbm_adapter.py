@@ -32,6 +32,7 @@ _FAST = {**_PAPER, "n_estimators": 300, "learning_rate": 0.1, "num_leaves": 31,
 class LGBMAdapter:
     name = "lgbm"
     distributed = True    # `--workers N`: Ray Train LightGBM (engine.models.lgbm_distributed)
+    resumes = False
     augments = True
     presets: dict[str, dict[str, Any]] = {"lgbm-paper": _PAPER, "lgbm-fast": _FAST}
 

@@ -23,6 +23,7 @@ _COMMON = {"alpha": 1e5, "standardize": True, "chunk_rows": 4096}
 class RidgeAdapter:
     name = "ridge"
     distributed = False
+    resumes = False
     augments = True
     presets: dict[str, dict[str, Any]] = {
         "ridge-paper": {**_COMMON, "alphas": list(PAPER_ALPHAS)},

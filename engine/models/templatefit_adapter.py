@@ -27,6 +27,7 @@ from engine.models.templatefit import LABELS, TemplateFit, prior_axis
 class TemplateFitAdapter:
     name = "template-fit"
     distributed = False
+    resumes = False
     augments = False
     presets: dict[str, dict[str, Any]] = {
         # 5-D grid: BOSZ steps for T_eff and [M/H]; log g every 1 dex (its quadratic

@@ -59,16 +59,25 @@ class LocalExecutor:
                      run_dir / "stdout.log", env=worker_env())
 
 
-def launch_run(workspace: Path, spec: Any, executor: Any = None) -> tuple[Path, Any]:
+def launch_run(workspace: Path, spec: Any, executor: Any = None, *,
+               resume: bool = True) -> tuple[Path, Any]:
     """Create the run folder for `spec` and launch its worker: (run_dir, handle). The
-    executor (local by default, or a RayExecutor) is built before anything is written."""
+    executor (local by default, or a RayExecutor) is built before anything is written.
+    With `resume` (the default), a model that can continue from a checkpoint starts from
+    the one a lost or cancelled run of the same key left (engine.runs.resume); run.json
+    then names that run in `resumed_from`."""
     from engine.runs.folder import create_run_folder
     from engine.runs.provenance import provenance
+    from engine.runs.registry import get_adapter
+    from engine.runs.resume import find_resumable
     from engine.runs.scaling import dataset_info
 
     executor = executor or LocalExecutor()
-    run_dir = create_run_folder(workspace, spec, dataset=dataset_info(spec.dataset_path),
-                                prov=provenance())
+    dataset = dataset_info(spec.dataset_path)
+    previous = (find_resumable(workspace, spec, dataset["fingerprint"])
+                if resume and getattr(get_adapter(spec.model), "resumes", False) else None)
+    run_dir = create_run_folder(workspace, spec, dataset=dataset, prov=provenance(),
+                                resume_from=previous)
     return run_dir, executor.launch(run_dir)
 
 

@@ -42,8 +42,10 @@ def update_run_json(run_dir: Path, **fields: Any) -> dict[str, Any]:
 
 
 def create_run_folder(workspace: Path, spec: Any, *, dataset: dict[str, Any],
-                      prov: dict[str, Any]) -> Path:
-    """Make `runs/<run_id>/` with checkpoints/, run.json and a first `queued` event."""
+                      prov: dict[str, Any], resume_from: Path | None = None) -> Path:
+    """Make `runs/<run_id>/` with checkpoints/, run.json and a first `queued` event. With
+    `resume_from` (a dead run of the same key, engine.runs.resume), its checkpoints are
+    copied in first and run.json names it in `resumed_from`."""
     root = runs_dir(Path(workspace))
     root.mkdir(parents=True, exist_ok=True)
     while True:
@@ -55,12 +57,17 @@ def create_run_folder(workspace: Path, spec: Any, *, dataset: dict[str, Any],
         except FileExistsError:
             continue
     (run_dir / "checkpoints").mkdir()
+    if resume_from is not None:
+        from engine.runs.resume import adopt_checkpoints
+
+        adopt_checkpoints(resume_from, run_dir)
     doc = {"run_id": run_id, "model": spec.model, "preset": spec.preset,
            "config_hash": spec.config_hash(), "params": dict(spec.params),
            "spec": spec.to_json(), "dataset": dataset, "train_size": spec.train_size,
            "noise_level": spec.noise_level, "seed": spec.seed, "test_split": spec.test_split,
            "val_split": spec.val_split, "device": spec.device, "executor": spec.executor,
-           **prov, "pid": None, "created": time.time()}
+           **prov, "pid": None, "created": time.time(),
+           **({"resumed_from": Path(resume_from).name} if resume_from is not None else {})}
     # the `queued` event first: a folder is found by its run.json (the TUI, in_flight), and
     # a run.json without events folds as a stale, pid-less run, i.e. `lost`
     EventLog(run_dir / "events.jsonl")("queued", run_id=run_id)

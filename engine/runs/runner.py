@@ -75,7 +75,7 @@ def execute(run_dir: Path, *, ingest: bool = True, heartbeat_s: float | None = N
     try:
         log("start", run_id=info["run_id"], what=f"{spec.model} {info['run_id']}",
             pid=os.getpid(), host=socket.gethostname())
-        _train_and_evaluate(spec, run_dir, log, stop)
+        _train_and_evaluate(spec, run_dir, log, stop, resumed_from=info.get("resumed_from"))
         status = "finished"
     except TrainingCancelled as exc:
         status, error = "cancelled", f"cancelled (SIGTERM): {exc}"
@@ -107,7 +107,8 @@ def _ingest(run_dir: Path) -> None:
         print(f"ingest failed (run `logg-engine ingest` later): {exc}", file=sys.stderr)
 
 
-def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopFlag) -> None:
+def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopFlag, *,
+                        resumed_from: str | None = None) -> None:
     from engine.io.dataset import resolve_dataset
     from engine.runs.registry import get_adapter
 
@@ -123,10 +124,14 @@ def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopF
         if how != "none":
             log("log", message=f"validation {spec.val_split}: {split_facts['n_select']} rows "
                                f"choose the model, {calib.n_rows} calibrate ({how})")
+        if resumed_from:
+            log("log", message=f"continuing from the checkpoint of {resumed_from} "
+                               "(a lost or cancelled run with the same parameters)")
         ctx = TrainContext(train=ds.train(spec.train_size), val=select,
                            noise_level=spec.noise_level, seed=spec.seed,
                            augment_copies=spec.augment_copies or 1, callbacks=(log,),
                            run_dir=run_dir, checkpoint_dir=run_dir / "checkpoints",
+                           resume=bool(resumed_from),
                            device=spec.device, should_stop=stop,
                            dataset_fingerprint=ds.fingerprint(), dataset_root=ds.root,
                            workers=spec.workers, ray_address=spec.ray_address)

@@ -26,6 +26,7 @@ class ViTAdapter:
     # epoch on the first N validation stars, cap the resident training set (GB)
     options: dict[str, Any] = {"max_steps": 0, "val_rows": 0, "max_resident_gb": 0.0}
     distributed = True          # --workers N: Ray Train TorchTrainer (distributed.py)
+    resumes = True              # a lost/cancelled run's last.pt continues (trainer.py)
     augments = False            # no augment_copies: the trainer draws its training noise
 
     def build(self, params: Mapping[str, Any]) -> Any:

@@ -279,7 +279,12 @@ class Trainer:
         path = self.ckpt_dir / "last.pt" if self.ckpt_dir else None
         if path is None or not path.exists():
             return False
-        ck = torch.load(path, map_location=self.device, weights_only=True)
+        try:
+            ck = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a damaged file: train from the start
+            emit(self.callbacks, "log", message=f"{path} could not be read ({exc}); "
+                                                "training from the start")
+            return False
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
@@ -292,6 +297,9 @@ class Trainer:
         if best.exists():
             self.best_state = torch.load(best, map_location=self.device,
                                          weights_only=True)["model"]
+        emit(self.callbacks, "log", message=f"resumed from {path.name} at step "
+                                            f"{self.state.global_step}/{self.total_steps} "
+                                            f"(epoch {self.state.epoch + 1})")
         return True
 
     # ------------------------------------------------------------------ loop

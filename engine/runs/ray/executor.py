@@ -187,17 +187,18 @@ def cancel_run(run_id: str, grace_s: float = GRACE_S) -> bool:
     return True
 
 
-def launch_spec(spec: Any, workspace: Path, executor: RayExecutor) -> RayRun:
+def launch_spec(spec: Any, workspace: Path, executor: RayExecutor, *,
+                resume: bool = True) -> RayRun:
     """Create the run folder on the driver (as the local path does) and submit it."""
     from engine.runs.executor import launch_run
 
-    return launch_run(workspace, spec, executor)[1]
+    return launch_run(workspace, spec, executor, resume=resume)[1]
 
 
 def run_grid_ray(points: Sequence[Any], *, workspace: Path, options: RayOptions | None = None,
                  on_point: Callable[[int, Any, str], None] | None = None,
                  on_event: Callable[..., None] | None = None,
-                 poll_s: float = 0.2) -> list[tuple[Any, str, str]]:
+                 poll_s: float = 0.2, resume: bool = True) -> list[tuple[Any, str, str]]:
     """The scaling grid on Ray: every point not yet in the store is submitted at once (Ray
     schedules them by their resources); returns (point, run_id, status) in grid order, like
     engine.runs.scaling.run_grid. on_point(k, point, state) gets 'skipped', 'submitted' and
@@ -215,7 +216,7 @@ def run_grid_ray(points: Sequence[Any], *, workspace: Path, options: RayOptions 
             results[k] = (point, point.existing_run, "skipped")
             _notify(on_point, k, point, "skipped")
             continue
-        live[k] = launch_spec(point.spec, Path(workspace), executor)
+        live[k] = launch_spec(point.spec, Path(workspace), executor, resume=resume)
         tails[k] = EventFollower(live[k].run_dir)
         _notify(on_point, k, point, "submitted")
     try:
