@@ -1,4 +1,4 @@
-"""A killed or cancelled ViT run continues from its checkpoint when the same run is
+"""A killed, cancelled or failed ViT run continues from its checkpoint when the same run is
 launched again (engine.runs.resume): real worker subprocesses, SIGKILL, real checkpoints;
 the oracle is an uninterrupted run of the same spec."""
 
@@ -112,7 +112,6 @@ def test_which_run_is_offered(ws):
     fp = dataset_info(spec.dataset_path)["fingerprint"]
     assert find_resumable(ws, spec, fp) is None
     _dead_run(ws, spec, status="finished")            # finished: nothing to continue
-    _dead_run(ws, spec, status="failed")              # failed: would fail again
     _dead_run(ws, spec, status="lost", checkpoint=False)
     _dead_run(ws, _spec(ws, seed=1), status="lost")   # another key
     assert find_resumable(ws, spec, fp) is None
@@ -121,9 +120,11 @@ def test_which_run_is_offered(ws):
     assert find_resumable(ws, spec, fp) == lost
     cancelled = _dead_run(ws, spec, status="cancelled")   # newer checkpoint wins
     assert find_resumable(ws, spec, fp) == cancelled
-    # a run that continued the cancelled one and died: it is the one to continue now
-    chained = _dead_run(ws, spec, status="lost", resumed_from=cancelled)
-    assert read_run_json(chained)["resumed_from"] == cancelled.name
+    failed = _dead_run(ws, spec, status="failed")     # e.g. a full disk after training
+    assert find_resumable(ws, spec, fp) == failed
+    # a run that continued the failed one and died: it is the one to continue now
+    chained = _dead_run(ws, spec, status="lost", resumed_from=failed)
+    assert read_run_json(chained)["resumed_from"] == failed.name
     assert (chained / "checkpoints" / "last.pt").read_bytes() != b""
     assert find_resumable(ws, spec, fp) == chained
 

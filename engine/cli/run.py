@@ -21,8 +21,8 @@ AddressOpt = typer.Option(None, "--address", help="Ray cluster: auto (the runnin
 WorkersOpt = typer.Option(1, "--workers", min=1, help="Data-parallel training workers "
                           "via Ray Train (vit: TorchTrainer/DDP, lgbm: distributed LightGBM); "
                           "joins --address or starts a local Ray. 1 = one process.")
-FreshOpt = typer.Option(False, "--fresh", help="Train from the first step even when a lost "
-                        "or cancelled run with the same parameters left a checkpoint "
+FreshOpt = typer.Option(False, "--fresh", help="Train from the first step even when a lost, "
+                        "cancelled or failed run with the same parameters left a checkpoint "
                         "(default: continue from it; the ViT).")
 EXECUTORS = ("local", "ray")
 
@@ -56,8 +56,8 @@ def run_cmd(
     workspace: Path | None = WorkspaceOpt,
 ) -> None:
     """Train and evaluate one model; the run is recorded in runs/<run_id>/ and the store.
-    A ViT run that was killed or cancelled continues from its checkpoint when the same
-    command runs again (a new run that names the old one in run.json `resumed_from`)."""
+    A ViT run that was killed, cancelled or failed continues from its checkpoint when the
+    same command runs again (a new run that names the old one in run.json `resumed_from`)."""
     from engine.errors import SpecError
     from engine.paths import workspace as resolve_ws
     from engine.runs.spec import build_spec
@@ -186,8 +186,8 @@ def scaling_cmd(
     workspace: Path | None = WorkspaceOpt,
 ) -> None:
     """Run the models × sizes grid (skipping points already in the store) and print the
-    scaling table read from the store. A ViT point whose earlier run was killed or
-    cancelled continues from that run's checkpoint (--fresh: from the first step)."""
+    scaling table read from the store. A ViT point whose earlier run was killed,
+    cancelled or failed continues from that run's checkpoint (--fresh: from the first step)."""
     from engine.errors import RunError, SpecError
     from engine.paths import workspace as resolve_ws
     from engine.runs.scaling import grid_table, plan_grid

@@ -64,7 +64,7 @@ def launch_run(workspace: Path, spec: Any, executor: Any = None, *,
     """Create the run folder for `spec` and launch its worker: (run_dir, handle). The
     executor (local by default, or a RayExecutor) is built before anything is written.
     With `resume` (the default), a model that can continue from a checkpoint starts from
-    the one a lost or cancelled run of the same key left (engine.runs.resume); run.json
+    the one a lost, cancelled or failed run of the same key left (engine.runs.resume); run.json
     then names that run in `resumed_from`."""
     from engine.runs.folder import create_run_folder
     from engine.runs.provenance import provenance

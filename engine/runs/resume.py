@@ -2,9 +2,10 @@
 the dead one left, instead of from step 0.
 
 A ViT step of the study is tens of minutes on 2 cores and hours at 500k–1M on a GPU; a
-Ctrl-C, a `kill -9` or a reboot used to throw that away, because a relaunched step makes a
-new run folder (the old one is `lost` or `cancelled` and stays, as history). Now
-`launch_run` asks `find_resumable` for the newest such run with the SAME key as the new one
+Ctrl-C, a `kill -9`, a reboot or a failure after training (a full disk while writing the
+predictions) used to throw that away, because a relaunched step makes a new run folder (the
+old one is `lost`, `cancelled` or `failed` and stays, as history). Now `launch_run` asks
+`find_resumable` for the newest such run with the SAME key as the new one
 (model, config hash, dataset fingerprint, training size, noise level, seed, test split)
 whose `checkpoints/` holds files, copies them into the new run's `checkpoints/` and records
 `resumed_from` in run.json; the worker then trains with `TrainContext.resume`. A run that
@@ -27,7 +28,10 @@ from typing import Any
 from engine.paths import runs_dir
 from engine.run_state import fold_run_folder, read_run_json
 
-RESUMABLE = ("lost", "cancelled")   # died or stopped; `failed` may fail again the same way
+# Died, stopped, or failed: a failure after training (a disk, an import) then only redoes
+# what came after the checkpoint; one in training (divergence) recurs at the same step
+# from the checkpoint, i.e. sooner than from step 0. `--fresh` starts over in any case.
+RESUMABLE = ("lost", "cancelled", "failed")
 
 
 def run_key(spec: Any, fingerprint: str) -> dict[str, Any]:
@@ -39,7 +43,7 @@ def run_key(spec: Any, fingerprint: str) -> dict[str, Any]:
 
 
 def find_resumable(workspace: Path, spec: Any, fingerprint: str) -> Path | None:
-    """The run folder to continue `spec` from: among the lost or cancelled runs with its
+    """The run folder to continue `spec` from: among the lost, cancelled or failed runs with its
     key and a non-empty `checkpoints/` that no later run has continued from already, the
     one whose newest checkpoint is newest."""
     want = run_key(spec, fingerprint)

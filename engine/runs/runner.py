@@ -126,7 +126,7 @@ def _train_and_evaluate(spec: RunSpec, run_dir: Path, log: EventLog, stop: StopF
                                f"choose the model, {calib.n_rows} calibrate ({how})")
         if resumed_from:
             log("log", message=f"continuing from the checkpoint of {resumed_from} "
-                               "(a lost or cancelled run with the same parameters)")
+                               "(a lost, cancelled or failed run with the same parameters)")
         ctx = TrainContext(train=ds.train(spec.train_size), val=select,
                            noise_level=spec.noise_level, seed=spec.seed,
                            augment_copies=spec.augment_copies or 1, callbacks=(log,),
