@@ -158,3 +158,36 @@ def test_l1_and_huber_losses_train():
     for loss in ("l1", "huber"):
         est = _est(epochs=2, loss=loss).fit(flux, g, error=err)
         assert math.isfinite(est.history_[-1]["train_loss"])
+
+
+def test_resuming_a_finished_fit_trains_nothing_and_ends_with_its_best_weights(tmp_path):
+    """A run that failed after training (writing its predictions) is continued from the
+    final last.pt: no step is trained again, the estimator ends with the best weights."""
+    flux, err, g, _ = _spectra(48)
+    vx, verr, vg, _ = _spectra(24, seed=1)
+    vnoisy = vx + np.random.default_rng(5).standard_normal(vx.shape).astype(np.float32) * verr
+    ref = _est(epochs=3).fit(flux, g, error=err, eval_set=(vnoisy, vg),
+                             checkpoint_dir=tmp_path)
+    events = []
+    again = _est(epochs=3).fit(flux, g, error=err, eval_set=(vnoisy, vg),
+                               checkpoint_dir=tmp_path, resume=True,
+                               callbacks=[lambda ev, **kw: events.append((ev, kw))])
+    logs = [kw["message"] for ev, kw in events if ev == "log"]
+    assert any("resumed from last.pt at step 9/9 (training complete)" in m for m in logs)
+    assert not [kw for ev, kw in events if ev == "progress"]
+    for (k, va), vb in zip(ref.model_.state_dict().items(), again.model_.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert again.best_epoch_ == ref.best_epoch_
+
+
+def test_an_unreadable_last_checkpoint_starts_from_step_zero(tmp_path):
+    flux, err, g, _ = _spectra(48)
+    ref = _est(epochs=2).fit(flux, g, error=err)
+    (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
+    events = []
+    est = _est(epochs=2).fit(flux, g, error=err, checkpoint_dir=tmp_path, resume=True,
+                             callbacks=[lambda ev, **kw: events.append((ev, kw))])
+    assert any("could not be read" in kw.get("message", "") for ev, kw in events
+               if ev == "log")
+    for (k, va), vb in zip(ref.model_.state_dict().items(), est.model_.state_dict().values()):
+        assert torch.equal(va, vb), k

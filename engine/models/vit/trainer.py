@@ -297,9 +297,11 @@ class Trainer:
         if best.exists():
             self.best_state = torch.load(best, map_location=self.device,
                                          weights_only=True)["model"]
+        st = self.state
+        where = ("training complete" if st.global_step >= self.total_steps
+                 else f"epoch {st.epoch + 1}/{self.cfg.epochs}")
         emit(self.callbacks, "log", message=f"resumed from {path.name} at step "
-                                            f"{self.state.global_step}/{self.total_steps} "
-                                            f"(epoch {self.state.epoch + 1})")
+                                            f"{st.global_step}/{self.total_steps} ({where})")
         return True
 
     # ------------------------------------------------------------------ loop
