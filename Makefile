@@ -28,9 +28,10 @@ demo: setup
 	@if [ -t 0 ] && [ -t 1 ] && [ -z "$$CI" ]; then $(BIN)/logg-tui; \
 	else $(BIN)/logg-engine report --dataset default; fi
 
-# The whole study at the research's scale (bosz-1m, 50k → 1M): hours on 2 cores,
-# resumable (rerun the same command after any interruption). STUDY_ARGS=--max-size 100k
-# for a quick pass; --device cuda adds the ViT sizes that wait for a GPU.
+# The whole study at the research's scale (bosz-1m on generator v2: dataset bosz-1m-lte,
+# folder studies/research-lte; 50k → 1M): hours on 2 cores, resumable (rerun the same
+# command after any interruption). STUDY_ARGS=--max-size 100k for a quick pass; --device
+# cuda adds the ViT sizes that wait for a GPU; --physics me runs it on generator v1 data.
 STUDY_ARGS ?=
 study: setup
 	$(BIN)/logg-engine study research $(STUDY_ARGS)

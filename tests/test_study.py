@@ -69,6 +69,25 @@ def test_a_study_on_data_of_an_older_generator_version_says_so(tmp_path):
     assert "build dataset bosz-1m-lte" in out.stdout
 
 
+def test_the_research_study_runs_on_generator_v2_unless_told_otherwise(tmp_path):
+    """`logg-engine study research` (= make study) plans the v2 dataset and folder, the
+    ones docs/results.md was made from; --physics me is the v1 study; demo stays on v1."""
+    assert get_study("research").default_physics == "lte"
+    assert get_study("demo").default_physics == get_study("tiny").default_physics == "me"
+
+    def plan(*args):
+        out = subprocess.run([sys.executable, "-m", "engine.cli", "study", *args,
+                              "--dry-run", "-w", str(tmp_path)],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return " ".join(out.stdout.split())
+
+    v2 = plan("research")
+    assert "build dataset bosz-1m-lte" in v2 and "--physics lte" in v2
+    v1 = plan("research", "--physics", "me")
+    assert "build dataset bosz-1m " in v1 and "--physics" not in v1
+
+
 def test_size_arg_round_trips_through_the_cli_parser():
     from engine.io.dataset import parse_size
 

@@ -26,9 +26,10 @@ def study_cmd(
                                "to also run the ViT sizes that wait for a GPU."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and what is "
                                  "already done; run nothing."),
-    physics: str = typer.Option("me", "--physics", help="The generator's physics: me "
-                                "(v1, the default) or lte (v2: its own dataset NAME-lte "
-                                "and study folder)."),
+    physics: str | None = typer.Option(None, "--physics", help="The generator's physics: "
+                                       "lte (v2: dataset NAME-lte, folder research-lte) or "
+                                       "me (v1). Default: the study's own, lte for research, "
+                                       "me for demo and tiny."),
     keep_going: bool = typer.Option(False, "--keep-going", help="Go on after a failed step."),
     report: bool = typer.Option(True, "--report/--no-report", help="Print the report at "
                                 "the end."),
@@ -44,7 +45,7 @@ def study_cmd(
 
     ws = resolve_ws(workspace)
     cfg = get_study(study)
-    cfg = replace(cfg, device=device).with_physics(physics)
+    cfg = replace(cfg, device=device).with_physics(physics or cfg.default_physics)
     cfg = cfg.capped(parse_size(max_size) if max_size else None)
     steps = plan_steps(cfg, gpu=device == "cuda")
     folder = study_folder(ws, cfg.folder_name)

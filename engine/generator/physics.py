@@ -10,10 +10,12 @@ Why both: v2 carries much more of the research data's gravity information (5-D R
 0.99 / 0.85 / 0.63 / 0.08 at i = 20 / 21.5 / 22 / 22.5 on 192 draws, generator 2.2, against
 the research's 0.99 / 0.87 / 0.70 / 0.26; v1 0.98 / 0.78 / 0.47 / 0.00) but is ~10× slower to synthesise directly and still
 slower per exact CRLB on 2 cores (bench/results/gen_v1_v2.json, gen_v2_speed.json;
-snapped presets draw from the persistent node lattice, bench/results/gen_lattice.json), so
-it is opt-in (`data generate --physics lte`) until the default preset and bosz-1m's CRLB
-pass fit their time budgets. The version is part of every dataset's identity: datasets
-built by the two never share a fingerprint."""
+snapped presets draw from the persistent node lattice, bench/results/gen_lattice.json).
+So `data generate` keeps v1 unless told `--physics lte`, and the default preset (continuous
+labels, exact synthesis) stays on v1; the research study (`logg-engine study research`,
+`make study`) uses v2, whose lattice makes its snapped bosz-1m build faster than v1's
+(engine.study.plan, `default_physics`). The version is part of every dataset's identity:
+datasets built by the two never share a fingerprint."""
 
 from __future__ import annotations
 
