@@ -16,6 +16,18 @@ def _isolated_workspace(tmp_path, monkeypatch):
     yield ws
 
 
+@pytest.fixture
+def process_ws(_isolated_workspace, monkeypatch):
+    """A workspace holding a 600-row fake dataset `fake` (32 pixels) for the tests that run
+    real worker processes; heartbeats every 0.5 s so lost runs are seen quickly."""
+    from fakes import make_fake_dataset
+
+    monkeypatch.setenv("LOGG_HEARTBEAT_S", "0.5")
+    make_fake_dataset(_isolated_workspace / "datasets" / "fake", train_shards=(400, 200),
+                      n_val=100, n_test=100, n_pixels=32)
+    return _isolated_workspace
+
+
 def pytest_configure(config):
     os.environ.setdefault("OMP_NUM_THREADS", "2")
 

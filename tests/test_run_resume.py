@@ -19,7 +19,6 @@ from engine.runs.provenance import provenance
 from engine.runs.resume import adopt_checkpoints, find_resumable
 from engine.runs.scaling import dataset_info
 from engine.runs.spec import build_spec
-from fakes import make_fake_dataset
 
 # a ViT small enough for seconds per run, long enough (20 epochs) to be killed mid-way
 TINY_VIT = ["patch_size=8", "stride=8", "hidden=16", "layers=1", "heads=2", "batch_size=64",
@@ -27,11 +26,8 @@ TINY_VIT = ["patch_size=8", "stride=8", "hidden=16", "layers=1", "heads=2", "bat
 
 
 @pytest.fixture
-def ws(_isolated_workspace, monkeypatch):
-    monkeypatch.setenv("LOGG_HEARTBEAT_S", "0.5")
-    make_fake_dataset(_isolated_workspace / "datasets" / "fake", train_shards=(400, 200),
-                      n_val=100, n_test=100, n_pixels=32)
-    return _isolated_workspace
+def ws(process_ws):
+    return process_ws
 
 
 def _spec(ws, seed=0):

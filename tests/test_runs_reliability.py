@@ -18,18 +18,14 @@ from engine.runs.provenance import provenance
 from engine.runs.scaling import dataset_info
 from engine.runs.spec import build_spec
 from engine.store.reader import query_df
-from fakes import make_fake_dataset
 
 # A LightGBM run that would take minutes: tiny learning rate, no early stopping.
 SLOW = ["n_estimators=100000", "early_stopping_rounds=0", "learning_rate=0.001"]
 
 
 @pytest.fixture
-def ws(_isolated_workspace, monkeypatch):
-    monkeypatch.setenv("LOGG_HEARTBEAT_S", "0.5")
-    make_fake_dataset(_isolated_workspace / "datasets" / "fake", train_shards=(400, 200),
-                      n_val=100, n_test=100, n_pixels=32)
-    return _isolated_workspace
+def ws(process_ws):
+    return process_ws
 
 
 def start(ws, model="lgbm", overrides=(), preset=None, size=600):
