@@ -1,13 +1,18 @@
 """A callback that draws engine events as a rich progress bar (CLI only); a followed run
-is drawn from its folded state (engine.run_state) instead, as the TUI draws it."""
+is drawn from its folded state (engine.run_state) instead, as the TUI draws it. Where the
+output is not a terminal (`nohup … > log`, a pipe, CI) no bar is drawn: a plain line goes
+out every $LOGG_PROGRESS_EVERY_S seconds (default 60) and at the end instead."""
 
 from __future__ import annotations
 
+import os
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.run_state import RunState
 
+from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
@@ -15,14 +20,16 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 class RichProgress:
     """Context manager + callback: ``with RichProgress("build") as cb: work(callbacks=[cb])``."""
 
-    def __init__(self, description: str, *, transient: bool = False) -> None:
+    def __init__(self, description: str, *, transient: bool = False,
+                 console: Console | None = None) -> None:
         self.description = description
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            transient=transient,
+            transient=transient, console=console,
         )
         self._task = None
+        self._lines = None if self._progress.console.is_terminal else PlainLines()
 
     def __enter__(self) -> RichProgress:
         self._progress.__enter__()
@@ -41,17 +48,66 @@ class RichProgress:
                             if k not in ("done", "total") and not isinstance(v, (dict, list)))
             self._progress.update(self._task, completed=fields.get("done", 0),
                                   total=fields.get("total"), info=info)
+            self._plain_line(fields.get("done", 0), fields.get("total"), info)
         elif event == "log":
             self._progress.console.print(fields.get("message", ""), highlight=False)
 
     def show(self, state: RunState) -> None:
         """Draw a followed run's state (the `on_state` of engine.runs.executor.follow):
         the bar from `run_bar(state)`, then the `log` messages not printed yet."""
-        self._progress.update(self._task, **run_bar(state))
+        bar = run_bar(state)
+        self._progress.update(self._task, **bar)
+        self._plain_line(bar["completed"], bar["total"], bar["info"])
         printed = getattr(self, "_printed", 0)
         for message in state.messages[printed:]:
             self._progress.console.print(message, highlight=False)
         self._printed = len(state.messages)
+
+
+    def _plain_line(self, done: Any, total: Any, info: str) -> None:
+        if self._lines is not None and self._task is not None:
+            what = self._progress.tasks[0].description if self._progress.tasks else ""
+            line = self._lines.line(what or self.description, done, total, info)
+            if line:
+                self._progress.console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+class PlainLines:
+    """Progress as text lines for a log file: one when `every_s` seconds have passed since
+    the last, and one when done reaches total; the time left is the rate since the first
+    event (a resumed build's skipped work does not count)."""
+
+    def __init__(self, every_s: float | None = None) -> None:
+        self.every_s = (float(os.environ.get("LOGG_PROGRESS_EVERY_S", "60"))
+                        if every_s is None else every_s)
+        self._first: tuple[float, float] | None = None
+        self._last = -float("inf")
+        self._ended = False
+
+    def line(self, what: str, done: Any, total: Any, info: str = "",
+             now: float | None = None) -> str | None:
+        now = time.monotonic() if now is None else now
+        done = float(done or 0)
+        if self._first is None:
+            self._first = (now, done)
+        end = total is not None and done >= float(total)
+        if (self._ended or not end) and now - self._last < self.every_s:
+            return None
+        self._ended = self._ended or end
+        self._last = now
+        t0, d0 = self._first
+        of = f"{done:.0f}/{float(total):.0f} ({100 * done / max(float(total), 1):.0f} %)" \
+            if total else f"{done:.0f}"
+        left = ""
+        if total and not end and done > d0:
+            left = f", ~{_hms((now - t0) / (done - d0) * (float(total) - done))} left"
+        extra = f" {info}" if info else ""
+        return f"{what}: {of}{extra} [{_hms(now - t0)}{left}]"
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def run_bar(state: RunState) -> dict[str, Any]:
