@@ -263,3 +263,26 @@ def test_study_progress_is_the_run_fold_and_shows_in_the_tui_jobs_screen(tmp_pat
         return text
 
     assert asyncio.run(look()).startswith("study mini: finished · 3/3 steps")
+
+
+def test_without_a_terminal_the_study_writes_progress_lines_with_the_steps_own(
+        tmp_path, monkeypatch, capsys):
+    """`nohup make study > log`: while a step runs, the study's log gets a line every
+    $LOGG_PROGRESS_EVERY_S seconds with the step's own latest line (here the dataset
+    build's progress, read from steps/<key>.log) and the time left, not a silent hour."""
+    import engine.study.runner as runner
+    from engine.cli.study import _run_with_progress
+    from engine.study.plan import Step
+
+    monkeypatch.setattr(runner, "HEARTBEAT_S", 0.2)
+    monkeypatch.setenv("LOGG_PROGRESS_EVERY_S", "0")
+    ws, folder = tmp_path / "ws", tmp_path / "ws" / "studies" / "mini"
+    steps = [Step("data", "data", ("data", "generate", "--preset", "tiny", "--name", "tiny",
+                                   "--size", "200", "--no-crlb", "--compile", "off"), 30)]
+    out = _run_with_progress(steps, ws, folder, keep_going=False)
+    assert [o.status for o in out] == ["finished"]
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("study: ")]
+    running = [x for x in lines if x.startswith("study: 0/1 (0 %) · generate tiny: ")]
+    assert running, lines                       # the build's own progress line, relayed
+    assert all(x.endswith(" left]") for x in running[1:])
+    assert lines[-1].startswith("study: 1/1 (100 %) · ") and "left" not in lines[-1]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -85,7 +86,9 @@ class PlainLines:
         self._ended = False
 
     def line(self, what: str, done: Any, total: Any, info: str = "",
-             now: float | None = None) -> str | None:
+             now: float | None = None, left_s: float | None = None) -> str | None:
+        """The line to print now, or None (too soon). `left_s` replaces the estimate from
+        the rate (the study knows its steps' costs better than their count does)."""
         now = time.monotonic() if now is None else now
         done = float(done or 0)
         if self._first is None:
@@ -99,10 +102,25 @@ class PlainLines:
         of = f"{done:.0f}/{float(total):.0f} ({100 * done / max(float(total), 1):.0f} %)" \
             if total else f"{done:.0f}"
         left = ""
-        if total and not end and done > d0:
+        if left_s is not None and not end:
+            left = f", ~{_hms(left_s)} left"
+        elif total and not end and done > d0:
             left = f", ~{_hms((now - t0) / (done - d0) * (float(total) - done))} left"
         extra = f" {info}" if info else ""
         return f"{what}: {of}{extra} [{_hms(now - t0)}{left}]"
+
+
+def last_line(path: Path, limit: int = 160) -> str:
+    """The last non-empty line of a log (a bar's redraws end in carriage returns), cut to
+    `limit` characters; empty when the file is missing."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [x.strip() for x in tail.replace("\r", "\n").split("\n") if x.strip()]
+    return lines[-1][:limit] if lines else ""
 
 
 def _hms(seconds: float) -> str:

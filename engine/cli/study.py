@@ -7,6 +7,7 @@ continues where it stopped and never redoes a finished step."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +100,29 @@ def _run_with_progress(steps: list, ws: Path, folder: Path, keep_going: bool) ->
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn)
 
+    from engine.cli.progress import PlainLines, last_line
     from engine.study.runner import run_study
 
     progress = Progress(TextColumn("[bold]study"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
                         TextColumn("left ~{task.fields[left]}"))
+    # no terminal (nohup … > log): a line every $LOGG_PROGRESS_EVERY_S s while a step runs,
+    # with the step's own latest line from its log
+    plain = None if progress.console.is_terminal else PlainLines()
+    now: dict[str, Any] = {"done": 0, "left_s": None, "at": 0.0, "log": None}
+
+    def plain_line() -> None:
+        if plain is None or now["log"] is None:
+            return
+        left = now["left_s"]
+        if left is not None:      # the estimate made when the step started, counted down
+            left = max(0.0, left - (time.monotonic() - now["at"]))
+        tail = last_line(now["log"])
+        line = plain.line("study", now["done"], len(steps), f"· {tail}" if tail else "",
+                          left_s=left)
+        if line:
+            progress.console.print(line, highlight=False, markup=False, soft_wrap=True)
+
     with progress:
         task = progress.add_task("study", total=len(steps), info="", left="?")
 
@@ -111,6 +130,13 @@ def _run_with_progress(steps: list, ws: Path, folder: Path, keep_going: bool) ->
             if event == "progress":
                 progress.update(task, completed=f.get("done", 0), info=f.get("current", ""),
                                 left=_hms(f.get("left_s")))
+                done = f.get("done", 0)
+                now.update(done=done, left_s=f.get("left_s"), at=time.monotonic(),
+                           log=folder / "steps" / f"{steps[done].key}.log"
+                           if done < len(steps) else now["log"])
+                plain_line()
+            elif event == "heartbeat":
+                plain_line()
 
         def on_step(k: int, step: Any, state: str) -> None:
             if state != "running":
