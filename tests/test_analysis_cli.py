@@ -115,6 +115,33 @@ def test_deleakage(dataset, _isolated_workspace):
     assert csv.n_features.dtype.kind == "i"
 
 
+@pytest.mark.parametrize("cmd", [
+    ("moe", "oracle", "--bins", "snr", "--n-boot", "50"),
+    ("moe", "gate", "--bins", "teff-mh", "--gate", "logreg", "--n-boot", "50"),
+    ("deleakage",)])
+def test_if_missing_shows_what_the_store_holds_and_computes_nothing(dataset, cmd,
+                                                                    _isolated_workspace):
+    """`--if-missing` (the study's analysis steps): the id it looks for before any work is
+    the one the computed analysis gets; when the store holds it, the stored rows are shown
+    and nothing is written; other parameters are computed."""
+    args = (*cmd, "--dataset", str(dataset), "--size", "900")
+    first = _cli(*args, "--if-missing")                  # not there yet: computed
+    assert "skipped" not in first
+    folder = _isolated_workspace / "analyses" / first["analysis_id"]
+    stamp = (folder / "analysis.json").stat().st_mtime_ns
+    again = _cli(*args, "--if-missing")
+    assert again["skipped"] is True and again["analysis_id"] == first["analysis_id"]
+    tables = [k for k in first if isinstance(first[k], list)]
+    assert tables and all(again[t] == first[t] for t in tables)
+    assert (folder / "analysis.json").stat().st_mtime_ns == stamp
+    res = CliRunner().invoke(app, [*args, "--if-missing"])
+    assert res.exit_code == 0 and "is already in the store" in res.output
+    other = _cli(*(a if a != "900" else "600" for a in args), "--if-missing")
+    assert "skipped" not in other and other["analysis_id"] != first["analysis_id"]
+    with _ro(_isolated_workspace) as con:
+        assert con.execute("SELECT count(*) FROM analyses").fetchone()[0] == 2
+
+
 def test_ceiling_dataset(dataset, _isolated_workspace):
     _cli("ceiling", "--dataset", str(dataset))
     p = Dataset(dataset).split("test").params

@@ -24,9 +24,23 @@ def run_deleakage(ws: Path, *, dataset: str = "default", size: str | int = "10k"
     n = parse_size(size)
     train, test = ds.train(n), ds.split("test")
     recs = study(_arrays(train), _arrays(test), noise_level)
-    params = {"dataset": ds.name, "dataset_fingerprint": ds.fingerprint(), "size": n,
-              "noise_level": float(noise_level), "test_split": test.name,
-              "model": "ridge alpha=1 + StandardScaler",
-              "rule": f"logg_r2_test < {LOGG_MAX} and snr_r2_test > {SNR_MIN}"}
     summary = {r["strategy"]: bool(r["passed"]) for r in recs}
-    return AnalysisResult("deleakage", params, recs, summary=summary)
+    return AnalysisResult("deleakage", _params(ds, n, noise_level, test), recs,
+                          summary=summary)
+
+
+def planned_id(ws: Path, *, dataset: str = "default", size: str | int = "10k",
+               noise_level: float = 1.0) -> str:
+    """The id `run_deleakage` with these arguments will record, before any work."""
+    from engine.io.dataset import parse_size, resolve_dataset
+
+    ds = resolve_dataset(dataset, ws)
+    return AnalysisResult("deleakage", _params(ds, parse_size(size), noise_level,
+                                               ds.split("test")), []).analysis_id
+
+
+def _params(ds, n: int, noise_level: float, test) -> dict:
+    return {"dataset": ds.name, "dataset_fingerprint": ds.fingerprint(), "size": n,
+            "noise_level": float(noise_level), "test_split": test.name,
+            "model": "ridge alpha=1 + StandardScaler",
+            "rule": f"logg_r2_test < {LOGG_MAX} and snr_r2_test > {SNR_MIN}"}

@@ -29,6 +29,9 @@ ExpertOpt = typer.Option("ridge", "--expert", help="ridge or lgbm.")
 OorOpt = typer.Option("clamp", "--out-of-range",
                       help="clamp (nearest bin, default) or fallback (global model).")
 BootOpt = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the 95 % CIs.")
+IfMissingOpt = typer.Option(False, "--if-missing", help="Do nothing but show it when the "
+                            "store already holds this analysis (same parameters, same data); "
+                            "the study's steps use it.")
 
 
 def _ws(workspace):
@@ -40,25 +43,45 @@ def _ws(workspace):
 def _record_and_show(ws: Path, result, views: list[tuple[str, str]], as_json: bool) -> str:
     """Write + ingest the analysis, then print each view's rows for it; its id."""
     from engine.analysis.record import write_analysis
-    from engine.jsonsafe import json_safe
     from engine.store.ingest_analysis import ingest_analysis
-    from engine.store.reader import query_df
 
     aid = ingest_analysis(ws, write_analysis(ws, result))
+    _show(ws, aid, views, as_json, {"kind": result.kind, "params": result.params,
+                                    "summary": result.summary})
+    return aid
+
+
+def _stored(ws: Path, aid: str, views: list[tuple[str, str]], as_json: bool) -> bool:
+    """`--if-missing`: when the store holds `aid`, say so and show it; True then."""
+    from engine.store.reader import has_analysis
+
+    if not has_analysis(ws, aid):
+        return False
+    if not as_json:
+        typer.echo(f"{aid} is already in the store (same parameters, same data): not "
+                   "recomputed; drop --if-missing to compute it again")
+    _show(ws, aid, views, as_json, {"skipped": True})
+    return True
+
+
+def _show(ws: Path, aid: str, views: list[tuple[str, str]], as_json: bool,
+          head: dict) -> None:
+    """Print each view's rows for the analysis (what the store recorded)."""
+    from engine.jsonsafe import json_safe
+    from engine.store.reader import query_df
+
     frames = {}
     for title, sql, *post in views:
         df = query_df(ws, sql, [aid])
         frames[title] = post[0](df) if post and not as_json else df
     if as_json:
-        out = {"analysis_id": aid, "kind": result.kind, "params": result.params,
-               "summary": result.summary,
+        out = {"analysis_id": aid, **head,
                **{t: df.to_dict(orient="records") for t, df in frames.items()}}
         typer.echo(json.dumps(json_safe(out), indent=2, default=str))
-        return aid
+        return
     for title, df in frames.items():
         _table(df.drop(columns=[c for c in ("analysis_id",) if c in df.columns]),
                f"{title}  ({aid})")
-    return aid
 
 
 def _explain_undefined_rho(ws: Path, aid: str) -> None:
@@ -106,25 +129,31 @@ def _moe_cfg(**kw):
 def moe_oracle_cmd(bins: str = BinsOpt, expert: str = ExpertOpt, size: str = SizeOpt,
                    dataset: str = DatasetOpt, noise_level: float = NoiseOpt,
                    seed: int = SeedOpt, out_of_range: str = OorOpt, n_boot: int = BootOpt,
-                   as_json: bool = JsonOpt, workspace: Path = WorkspaceOpt) -> None:
+                   if_missing: bool = IfMissingOpt, as_json: bool = JsonOpt,
+                   workspace: Path = WorkspaceOpt) -> None:
     """Oracle MoE: per-bin experts with true-label routing vs the global model.
 
     Per bin and overall, always on the SAME test rows, with 95 % bootstrap CIs."""
-    from engine.analysis.moe.pipeline import run_oracle
+    from engine.analysis.moe.pipeline import planned_id, run_oracle
 
     ws = _ws(workspace)
     cfg = _moe_cfg(dataset=dataset, bins=bins, expert=expert, size=size,
                    noise_level=noise_level, seed=seed, out_of_range=out_of_range, n_boot=n_boot)
+    if if_missing and _stored(ws, planned_id(ws, cfg), ORACLE_VIEWS, as_json):
+        return
     with _callbacks(as_json) as cb:
         result = run_oracle(ws, cfg, [cb] if cb else None)
-    _record_and_show(ws, result, [
-        ("MoE oracle per bin", "SELECT bin, label, expert, n_train, n_test, r2_oracle, "
-         "r2_global, delta_r2, mae_oracle, mae_global, alpha, analysis_id FROM moe_bins "
-         "WHERE analysis_id = ? ORDER BY bin"),
-        ("MoE oracle overall (mask-aligned)", "SELECT subset, n, coverage, r2_oracle, "
-         "r2_oracle_lo, r2_oracle_hi, r2_global, r2_global_lo, r2_global_hi, delta_r2, "
-         "delta_r2_lo, delta_r2_hi, analysis_id FROM moe_overall WHERE analysis_id = ? "
-         "ORDER BY subset DESC")], as_json)
+    _record_and_show(ws, result, ORACLE_VIEWS, as_json)
+
+
+ORACLE_VIEWS = [
+    ("MoE oracle per bin", "SELECT bin, label, expert, n_train, n_test, r2_oracle, "
+     "r2_global, delta_r2, mae_oracle, mae_global, alpha, analysis_id FROM moe_bins "
+     "WHERE analysis_id = ? ORDER BY bin"),
+    ("MoE oracle overall (mask-aligned)", "SELECT subset, n, coverage, r2_oracle, "
+     "r2_oracle_lo, r2_oracle_hi, r2_global, r2_global_lo, r2_global_hi, delta_r2, "
+     "delta_r2_lo, delta_r2_hi, analysis_id FROM moe_overall WHERE analysis_id = ? "
+     "ORDER BY subset DESC")]
 
 
 @moe_app.command("gate")
@@ -139,49 +168,62 @@ def moe_gate_cmd(bins: str = BinsOpt,
                  expert: str = ExpertOpt, size: str = SizeOpt, dataset: str = DatasetOpt,
                  noise_level: float = NoiseOpt, seed: int = SeedOpt,
                  out_of_range: str = OorOpt, n_boot: int = BootOpt,
-                 as_json: bool = JsonOpt, workspace: Path = WorkspaceOpt) -> None:
+                 if_missing: bool = IfMissingOpt, as_json: bool = JsonOpt,
+                 workspace: Path = WorkspaceOpt) -> None:
     """A learned gate over frozen per-bin experts, scored by ρ.
 
     R² per bin, gate accuracy, confusion matrix and
     ρ = (R²_gate − R²_global)/(R²_oracle − R²_global) with a bootstrap CI."""
-    from engine.analysis.moe.pipeline import run_gate
+    from engine.analysis.moe.pipeline import planned_id, run_gate
 
     ws = _ws(workspace)
     cfg = _moe_cfg(dataset=dataset, bins=bins, expert=expert, size=size,
                    noise_level=noise_level, seed=seed, out_of_range=out_of_range,
                    n_boot=n_boot, gate=gate, routing=routing, tau=tau, features=features)
+    if if_missing and _stored(ws, planned_id(ws, cfg), GATE_VIEWS, as_json):
+        return
     with _callbacks(as_json) as cb:
         result = run_gate(ws, cfg, [cb] if cb else None)
-    aid = _record_and_show(ws, result, [
-        ("MoE gate", "SELECT section, subset, bin, label, n, r2_gate, r2_gate_lo, "
-         "r2_gate_hi, r2_oracle, r2_global, rho, rho_lo, rho_hi, accuracy, fallback_rate, "
-         "analysis_id FROM moe_gates WHERE analysis_id = ?"),
-        ("Routing confusion (true → gate argmax)",
-         "SELECT TRY_CAST(extra->>'true_bin' AS INTEGER) AS true_bin, "
-         "TRY_CAST(extra->>'pred_bin' AS INTEGER) AS pred_bin, value AS count, analysis_id "
-         "FROM analysis_rows WHERE analysis_id = ? AND extra->>'section' = 'confusion' "
-         "ORDER BY true_bin, pred_bin", _confusion_matrix)], as_json)
+    aid = _record_and_show(ws, result, GATE_VIEWS, as_json)
     if not as_json:
         _explain_undefined_rho(ws, aid)
+
+
+GATE_VIEWS = [
+    ("MoE gate", "SELECT section, subset, bin, label, n, r2_gate, r2_gate_lo, "
+     "r2_gate_hi, r2_oracle, r2_global, rho, rho_lo, rho_hi, accuracy, fallback_rate, "
+     "analysis_id FROM moe_gates WHERE analysis_id = ?"),
+    ("Routing confusion (true → gate argmax)",
+     "SELECT TRY_CAST(extra->>'true_bin' AS INTEGER) AS true_bin, "
+     "TRY_CAST(extra->>'pred_bin' AS INTEGER) AS pred_bin, value AS count, analysis_id "
+     "FROM analysis_rows WHERE analysis_id = ? AND extra->>'section' = 'confusion' "
+     "ORDER BY true_bin, pred_bin", _confusion_matrix)]
 
 
 @app.command("deleakage")
 @guard
 def deleakage_cmd(size: str = SizeOpt, dataset: str = DatasetOpt,
-                  noise_level: float = NoiseOpt, as_json: bool = JsonOpt,
-                  workspace: Path = WorkspaceOpt) -> None:
+                  noise_level: float = NoiseOpt, if_missing: bool = IfMissingOpt,
+                  as_json: bool = JsonOpt, workspace: Path = WorkspaceOpt) -> None:
     """Error-vector de-leakage study: SNR without log g?
 
     Ridge(α=1) R² of log g and of L2 SNR per representation;
     passed ⇔ log g R² < 0.05 and SNR R² > 0.5."""
-    from engine.analysis.run_deleakage import run_deleakage
+    from engine.analysis.run_deleakage import planned_id, run_deleakage
 
     ws = _ws(workspace)
+    if if_missing and _stored(ws, planned_id(ws, dataset=dataset, size=size,
+                                             noise_level=noise_level), DELEAKAGE_VIEWS,
+                              as_json):
+        return
     result = run_deleakage(ws, dataset=dataset, size=size, noise_level=noise_level)
-    _record_and_show(ws, result, [
-        ("Error-vector de-leakage", "SELECT strategy, n_features, logg_r2_train, "
-         "logg_r2_test, snr_r2_train, snr_r2_test, passed, analysis_id FROM deleakage "
-         "WHERE analysis_id = ?")], as_json)
+    _record_and_show(ws, result, DELEAKAGE_VIEWS, as_json)
+
+
+DELEAKAGE_VIEWS = [
+    ("Error-vector de-leakage", "SELECT strategy, n_features, logg_r2_train, "
+     "logg_r2_test, snr_r2_train, snr_r2_test, passed, analysis_id FROM deleakage "
+     "WHERE analysis_id = ?")]
 
 
 @app.command("ceiling")

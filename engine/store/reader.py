@@ -288,6 +288,15 @@ def find_finished_run(workspace: Path | str | None, *, model: str, config_hash: 
     return None if row.empty else str(row.iloc[0, 0])
 
 
+def has_analysis(workspace: Path | str | None, analysis_id: str) -> bool:
+    """Whether the store holds this analysis (False when there is no store yet): lets an
+    analysis command skip work that is already done (`--if-missing`)."""
+    if not store_exists(workspace):
+        return False
+    return not query_df(workspace, "SELECT 1 FROM analyses WHERE analysis_id = ?",
+                        [analysis_id]).empty
+
+
 def check_user_sql(con: Any, sql: str) -> None:
     """SpecError unless every statement in `sql` is SELECT-like. The connection's own
     lock-down (READ_ONLY_CONFIG) would refuse most of the rest too; this check makes the

@@ -179,8 +179,9 @@ def plan_steps(cfg: StudyConfig, *, gpu: bool = False) -> list[Step]:
         steps.append(Step(f"vit-{size_arg(n)}", f"vit ({cfg.vit_preset}) at {size_arg(n)}",
                           argv, 1.7e-2 * n * (0.2 if cfg.vit_overrides else 1) + 30,
                           skip_reason=GPU_ONLY if on_gpu and not gpu else None))
-    moe = ("--size", size_arg(cfg.moe_size), *ds)
-    gate = ("--size", size_arg(cfg.gate_size), *ds)
+    # an analysis the store already holds (same parameters, same data) is shown, not redone
+    moe = ("--size", size_arg(cfg.moe_size), *ds, "--if-missing")
+    gate = ("--size", size_arg(cfg.gate_size), *ds, "--if-missing")
     steps += [
         Step("moe-oracle-snr", "MoE oracle, SNR bins",
              ("moe", "oracle", "--bins", "snr", *moe), 2.5e-3 * cfg.moe_size + 30),
@@ -196,7 +197,8 @@ def plan_steps(cfg: StudyConfig, *, gpu: bool = False) -> list[Step]:
                           ("moe", "gate", "--bins", "snr", "--gate", "logreg", *gate),
                           3e-3 * cfg.gate_size + 40))
     steps.append(Step("deleakage", "error-vector de-leakage",
-                      ("deleakage", "--size", size_arg(cfg.deleakage_size), *ds),
+                      ("deleakage", "--size", size_arg(cfg.deleakage_size), *ds,
+                       "--if-missing"),
                       1.2e-2 * cfg.deleakage_size + 20))
     if cfg.templatefit_size:
         steps.append(Step("template-fit", "template fit",

@@ -68,6 +68,35 @@ class _Fitted:
     splits: dict[str, Any]
 
 
+def _params(cfg: MoeConfig, ds: Any, test: Any, val: Any) -> dict[str, Any]:
+    """What the analysis records as its parameters, hence its id (AnalysisResult)."""
+    params = {**{k: v for k, v in asdict(cfg).items() if v is not None},
+              "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(),
+              "test_split": test.name, "val_split": val.name}
+    if cfg.gate is not None:
+        params.update(features=_features(cfg), tau=_tau(cfg))
+    return params
+
+
+def _features(cfg: MoeConfig) -> str:
+    return cfg.features or ("quality10" if cfg.bins == "snr" else "phys13")
+
+
+def _tau(cfg: MoeConfig) -> float:
+    return cfg.tau if cfg.tau is not None else (0.4 if cfg.bins == "snr" else 0.5)
+
+
+def planned_id(ws: Path, cfg: MoeConfig) -> str:
+    """The id the oracle (cfg.gate None) or gate analysis will have, before any fit: a
+    hash of its parameters, which name the data by fingerprint."""
+    from engine.io.dataset import resolve_dataset
+
+    ds = resolve_dataset(cfg.dataset, ws)
+    kind = "moe_oracle" if cfg.gate is None else "moe_gate"
+    return AnalysisResult(kind, _params(cfg, ds, ds.split("test"), ds.split("val")),
+                          []).analysis_id
+
+
 def _fit(ws: Path, cfg: MoeConfig, callbacks: Callbacks | None) -> _Fitted:
     from engine.io.dataset import resolve_dataset
 
@@ -85,9 +114,7 @@ def _fit(ws: Path, cfg: MoeConfig, callbacks: Callbacks | None) -> _Fitted:
     bins, in_range = scheme.assign(meta, out_of_range=cfg.out_of_range)
     emit(callbacks, "log", message=f"moe: predicting {test.n_rows} test rows")
     P, g = ex.predict_matrix(test.noisy(nl))
-    params = {**{k: v for k, v in asdict(cfg).items() if v is not None},
-              "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(),
-              "test_split": test.name, "val_split": val.name}
+    params = _params(cfg, ds, test, val)
     splits = {"ds": ds, "train": train, "val": val, "test": test, "val_X": val_X,
               "val_meta": val_meta, "val_bins": val_bins, "tr_bins": tr_bins}
     return _Fitted(scheme, ex, meta["log_g"].to_numpy(), bins, in_range, P, g, params, splits)
@@ -140,8 +167,7 @@ def run_gate(ws: Path, cfg: MoeConfig, callbacks: Callbacks | None = None) -> An
     f = _fit(ws, cfg, callbacks)
     s = f.splits
     nl = cfg.noise_level
-    kind = cfg.features or ("quality10" if cfg.bins == "snr" else "phys13")
-    tau = cfg.tau if cfg.tau is not None else (0.4 if cfg.bins == "snr" else 0.5)
+    kind, tau = _features(cfg), _tau(cfg)
     feat = GateFeaturizer(kind, s["test"].wave, nl)
     F_tr = _train_features(feat, s["train"], nl, cfg.seed)
     F_val = feat.transform(s["val_X"], s["val"].read("error"))
@@ -156,13 +182,12 @@ def run_gate(ws: Path, cfg: MoeConfig, callbacks: Callbacks | None = None) -> An
     probs = gate.predict_proba(F_te)
     pred, fb = route(probs, f.P, f.g, cfg.routing, tau)
     oracle = O.route_oracle(f.P, f.g, f.test_bins)
-    params = {**f.params, "features": kind, "tau": tau}
     recs = _gate_records(f, pred, oracle, probs, fb, cfg)
     over = [r for r in recs if r.get("section") == "overall"]
     summary = {r["subset"]: {k: r.get(k) for k in ("n", "r2_gate", "r2_oracle", "r2_global",
                                                      "rho", "accuracy")} for r in over}
     summary["gate_C"] = getattr(gate, "C_", None)
-    return AnalysisResult("moe_gate", params, recs, summary=summary)
+    return AnalysisResult("moe_gate", f.params, recs, summary=summary)
 
 
 def _train_features(feat: GateFeaturizer, train, nl: float, seed: int) -> np.ndarray:
