@@ -104,6 +104,22 @@ def test_time_left_rescales_the_plan_by_measured_durations(tmp_path):
     assert time_left(steps, state, rest) == pytest.approx(2 * sum(s.cost_s for s in rest))
 
 
+def test_time_left_scales_each_kind_of_step_by_its_own_measured_durations(tmp_path):
+    """The 1M study: the MoE steps ran 4× faster than planned, ridge as planned; the LightGBM
+    steps still to do keep the scale of all finished steps, the MoE ones their own."""
+    steps = plan_steps(get_study("research"))
+    by = {s.key: s for s in steps}
+    state = StudyState(tmp_path)
+    for key, factor in (("ridge-50k", 1.0), ("ridge-100k", 1.0), ("moe-oracle-snr", 0.25)):
+        state.record(key, by[key].digest, "finished", factor * by[key].cost_s, 0)
+    todo = [by["lgbm-1M"], by["moe-gate-mlp"]]
+    done_cost = sum(by[k].cost_s for k in ("ridge-50k", "ridge-100k", "moe-oracle-snr"))
+    overall = (by["ridge-50k"].cost_s + by["ridge-100k"].cost_s
+               + 0.25 * by["moe-oracle-snr"].cost_s) / done_cost
+    assert time_left(steps, state, todo) == pytest.approx(
+        overall * by["lgbm-1M"].cost_s + 0.25 * by["moe-gate-mlp"].cost_s)
+
+
 def test_a_changed_command_reruns_its_step(tmp_path):
     step = plan_steps(get_study("tiny"))[1]
     state = StudyState(tmp_path)
@@ -286,3 +302,25 @@ def test_without_a_terminal_the_study_writes_progress_lines_with_the_steps_own(
     assert running, lines                       # the build's own progress line, relayed
     assert all(x.endswith(" left]") for x in running[1:])
     assert lines[-1].startswith("study: 1/1 (100 %) · ") and "left" not in lines[-1]
+
+
+def test_a_running_study_line_ends_with_its_steps_latest_output(tmp_path):
+    """logg-tui's Jobs screen: a running study's line carries the running step's latest
+    line (the newest steps/*.log; a bar's carriage-return redraws count as lines)."""
+    import os
+    from types import SimpleNamespace
+
+    from engine.study.state import step_tail, study_line
+
+    steps = tmp_path / "studies" / "s" / "steps"
+    steps.mkdir(parents=True)
+    (steps / "ridge-1M.log").write_text("$ logg-engine scaling …\nridge done\n")
+    (steps / "lgbm-50k.log").write_text("$ logg-engine scaling …\nlgbm: 10/300\rlgbm: 42/300\r")
+    os.utime(steps / "ridge-1M.log", (1, 1))
+    assert step_tail(tmp_path, "s") == "lgbm: 42/300"
+    st = SimpleNamespace(status="running", done=6, total=25, metrics={"left_s": 600},
+                         since=100.0, messages=["running: lgbm at 50k"])
+    line = study_line("s", st, now=160.0, tail=step_tail(tmp_path, "s"))
+    assert line == ("study s: running · 6/25 steps · running lgbm at 50k · elapsed 1m00s · "
+                    "left ~10m00s · lgbm: 42/300")
+    assert step_tail(tmp_path, "none") == ""

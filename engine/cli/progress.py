@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -108,19 +107,6 @@ class PlainLines:
             left = f", ~{_hms((now - t0) / (done - d0) * (float(total) - done))} left"
         extra = f" {info}" if info else ""
         return f"{what}: {of}{extra} [{_hms(now - t0)}{left}]"
-
-
-def last_line(path: Path, limit: int = 160) -> str:
-    """The last non-empty line of a log (a bar's redraws end in carriage returns), cut to
-    `limit` characters; empty when the file is missing."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
-            tail = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    lines = [x.strip() for x in tail.replace("\r", "\n").split("\n") if x.strip()]
-    return lines[-1][:limit] if lines else ""
 
 
 def _hms(seconds: float) -> str:

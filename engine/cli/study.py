@@ -100,7 +100,8 @@ def _run_with_progress(steps: list, ws: Path, folder: Path, keep_going: bool) ->
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn)
 
-    from engine.cli.progress import PlainLines, last_line
+    from engine.cli.progress import PlainLines
+    from engine.logtail import last_line
     from engine.study.runner import run_study
 
     progress = Progress(TextColumn("[bold]study"), BarColumn(), MofNCompleteColumn(),

@@ -151,8 +151,9 @@ def size_arg(n: int) -> str:
 
 def plan_steps(cfg: StudyConfig, *, gpu: bool = False) -> list[Step]:
     """The study's steps in order. Costs are rough 2-core CPU seconds measured on earlier
-    runs (ridge ~0.5 ms/row, lgbm-fast ~2.2 ms/row, vit-cpu ~17 ms/row, generation with
-    CRLBs ~4 ms/row); the runner rescales them by what it measures as it goes."""
+    runs (ridge ~0.5 ms/row, lgbm-fast ~2.5 ms/row + 5 min, vit-cpu ~17 ms/row, generation
+    with CRLBs ~4 ms/row, the 1M MoE oracles ~0.6 ms/row and gates ~0.2 ms/row, de-leakage
+    ~3 ms/row); the runner rescales each kind by what it measures as it goes."""
     ds = ("--dataset", cfg.dataset)
     gen = ["data", "generate", "--preset", cfg.dataset_preset, "--name", cfg.dataset]
     if cfg.generate_size is not None:
@@ -164,12 +165,13 @@ def plan_steps(cfg: StudyConfig, *, gpu: bool = False) -> list[Step]:
     rows = cfg.generate_size or max(cfg.sizes + cfg.vit_sizes)
     steps = [Step("data", f"build dataset {cfg.dataset}", tuple(gen), 4e-3 * rows + 30)]
     grid = ("scaling", *ds, "--test-split", cfg.test_split)
-    for model, preset, per_row in (("ridge", None, 5e-4), ("lgbm", cfg.lgbm_preset, 2.2e-3)):
+    for model, preset, per_row, fixed in (("ridge", None, 5e-4, 20),
+                                          ("lgbm", cfg.lgbm_preset, 2.5e-3, 300)):
         for n in cfg.sizes:
             argv = (*grid, "--models", model, "--sizes", size_arg(n))
             argv += ("--preset", f"{model}={preset}") if preset else ()
             steps.append(Step(f"{model}-{size_arg(n)}", f"{model} at {size_arg(n)}", argv,
-                              per_row * n + 20))
+                              per_row * n + fixed))
     vit_sets = tuple(a for o in cfg.vit_overrides for a in ("--set", f"vit:{o}"))
     for n in sorted(set(cfg.vit_sizes) | set(cfg.vit_gpu_sizes)):
         on_gpu = n in cfg.vit_gpu_sizes and n not in cfg.vit_sizes
@@ -184,22 +186,22 @@ def plan_steps(cfg: StudyConfig, *, gpu: bool = False) -> list[Step]:
     gate = ("--size", size_arg(cfg.gate_size), *ds, "--if-missing")
     steps += [
         Step("moe-oracle-snr", "MoE oracle, SNR bins",
-             ("moe", "oracle", "--bins", "snr", *moe), 2.5e-3 * cfg.moe_size + 30),
+             ("moe", "oracle", "--bins", "snr", *moe), 6e-4 * cfg.moe_size + 60),
         Step("moe-oracle-teff-mh", "MoE oracle, Teff×[M/H] bins",
-             ("moe", "oracle", "--bins", "teff-mh", *moe), 3e-3 * cfg.moe_size + 30),
+             ("moe", "oracle", "--bins", "teff-mh", *moe), 6e-4 * cfg.moe_size + 60),
     ]
     for g in cfg.gates:
         steps.append(Step(f"moe-gate-{g}", f"MoE gate {g}, Teff×[M/H] bins",
                           ("moe", "gate", "--bins", "teff-mh", "--gate", g, *gate),
-                          3e-3 * cfg.gate_size + 40))
+                          2e-4 * cfg.gate_size + 40))
     if cfg.snr_gate:
         steps.append(Step("moe-gate-snr", "MoE gate logreg, SNR bins",
                           ("moe", "gate", "--bins", "snr", "--gate", "logreg", *gate),
-                          3e-3 * cfg.gate_size + 40))
+                          2e-4 * cfg.gate_size + 40))
     steps.append(Step("deleakage", "error-vector de-leakage",
                       ("deleakage", "--size", size_arg(cfg.deleakage_size), *ds,
                        "--if-missing"),
-                      1.2e-2 * cfg.deleakage_size + 20))
+                      3.2e-3 * cfg.deleakage_size + 20))
     if cfg.templatefit_size:
         steps.append(Step("template-fit", "template fit",
                           (*grid, "--models", "template-fit", "--sizes",

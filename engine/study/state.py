@@ -78,8 +78,17 @@ def study_states(workspace: Path) -> list[tuple[str, Any]]:
     return [(p.parent.name, fold_events(p)) for p in found]
 
 
-def study_line(name: str, st: Any, now: float | None = None) -> str:
-    """One line for a terminal: steps done, the step running, time so far and left."""
+def step_tail(workspace: Path, name: str) -> str:
+    """The running step's latest output line (its steps/<key>.log is the newest)."""
+    from engine.logtail import last_line, newest_log
+
+    log = newest_log(study_folder(workspace, name) / "steps")
+    return last_line(log, limit=100) if log else ""
+
+
+def study_line(name: str, st: Any, now: float | None = None, tail: str = "") -> str:
+    """One line for a terminal: steps done, the step running, time so far and left, and
+    (`tail`, while running) the step's own latest output line."""
     now = time.time() if now is None else now
     current = next((m.split(": ", 1)[1] for m in reversed(st.messages)
                     if m.startswith("running: ")), "")
@@ -96,6 +105,8 @@ def study_line(name: str, st: Any, now: float | None = None) -> str:
         parts.append(f"elapsed {_hm(elapsed)}")
     if st.status == "running" and left is not None:
         parts.append(f"left ~{_hm(left)}")
+    if st.status == "running" and tail:
+        parts.append(tail)
     return " · ".join(parts)
 
 

@@ -112,10 +112,12 @@ SIGKILL after a grace period), enter open the finished run."""
 
 
 def study_lines(workspace) -> list[str]:
-    """One line per study of the workspace (`logg-engine study`), newest first."""
-    from engine.study.state import study_line, study_states
+    """One line per study of the workspace (`logg-engine study`), newest first; a running
+    one ends with its step's latest output line."""
+    from engine.study.state import step_tail, study_line, study_states
 
-    return [study_line(name, st) for name, st in study_states(workspace)[:3]]
+    return [study_line(name, st, tail=step_tail(workspace, name) if st.status == "running"
+                       else "") for name, st in study_states(workspace)[:3]]
 
 
 JOB_COLUMNS = ["job", "model", "size", "status", "progress", "eta", "elapsed", "run"]
