@@ -1,5 +1,6 @@
-"""The latest line of a log file (a step's or a run's output), for one-line progress
-displays: the study's plain lines (engine.cli.study) and logg-tui's Jobs screen."""
+"""The end of a log file without reading it whole: its last lines (logg-tui's job logs,
+the run-state fold's events.jsonl) and its latest line (the study's progress lines and
+logg-tui's Jobs screen)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,26 @@ import os
 from pathlib import Path
 
 
-def last_line(path: Path, limit: int = 160) -> str:
-    """The last non-empty line of a log (a bar's redraws end in carriage returns), cut to
-    `limit` characters; empty when the file is missing."""
+def tail_lines(path: Path, n_lines: int | None = None, max_bytes: int = 256_000) -> list[str]:
+    """The last lines of a text file without reading it whole ([] when missing). A read that
+    starts mid-file drops its first line (probably cut). Carriage returns (a progress bar's
+    redraws) end lines too."""
     try:
         with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
-            tail = fh.read().decode("utf-8", "replace")
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read()
     except OSError:
-        return ""
-    lines = [x.strip() for x in tail.replace("\r", "\n").split("\n") if x.strip()]
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    if size > max_bytes and lines:
+        lines = lines[1:]
+    return lines if n_lines is None else lines[-n_lines:]
+
+
+def last_line(path: Path, limit: int = 160) -> str:
+    """The last non-empty line of a log, cut to `limit` characters ("" when none)."""
+    lines = [x.strip() for x in tail_lines(path, max_bytes=4096) if x.strip()]
     return lines[-1][:limit] if lines else ""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.events import parse_events
+from engine.logtail import tail_lines
 
 STALE_S = 60.0
 TERMINAL = ("finished", "failed", "cancelled")   # written by an `end` event
@@ -181,7 +182,8 @@ def in_flight(workspace: Path, *, now: float | None = None
     except OSError:
         return
     for d in dirs:
-        if fold_events(_tail(d / "events.jsonl"), alive=False).status in TERMINAL:
+        recent = tail_lines(d / "events.jsonl", max_bytes=TAIL_BYTES)
+        if fold_events(recent, alive=False).status in TERMINAL:
             continue
         try:
             run = read_run_json(d)
@@ -222,18 +224,6 @@ def _alive(pid: int, host: str | None) -> bool:
 def _lines(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-
-
-def _tail(path: Path, n_bytes: int = TAIL_BYTES) -> list[str]:
-    """The whole lines in the last `n_bytes` of a file (the first may be cut: parse_events
-    skips it)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            fh.seek(max(0, fh.tell() - n_bytes))
-            return fh.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return []
 

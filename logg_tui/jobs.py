@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.logtail import tail_lines
 from engine.paths import runs_dir
 from engine.run_state import OVER, TERMINAL, RunState, fold_run_folder
 from engine.runs.executor import cancel, cancel_run, spawn
-from logg_tui.queries import tail
 
 GRACE_S = 5.0
 _ids = itertools.count(1)
@@ -182,7 +182,7 @@ class JobManager:
         """The folder named in the CLI's output, else the newest run folder of this model
         created after the launch whose run.json is not claimed by another job."""
         root = runs_dir(self.ws)
-        for line in tail(job.log_path, 50):  # --detach prints the run id alone
+        for line in tail_lines(job.log_path, 50):  # --detach prints the run id alone
             for name in [line.strip(), *re.findall(r"runs/([\w.\-]+)", line)]:
                 if name and "/" not in name and (root / name / "run.json").exists():
                     return root / name
@@ -220,13 +220,13 @@ class JobManager:
 
     def log_lines(self, job: Job, n: int = 200) -> list[str]:
         """The launcher's output, the run's `log` messages and end, then its stdout.log."""
-        lines = tail(job.log_path, n)
+        lines = tail_lines(job.log_path, n)
         if job.run_dir is not None:
             state = job.state
             lines += [f"[log] {m}" for m in state.messages[-n:]]
             if state.status in TERMINAL:
                 lines.append(f"[end] {state.status} {state.error or ''}".rstrip())
-            lines += tail(job.run_dir / "stdout.log", n)
+            lines += tail_lines(job.run_dir / "stdout.log", n)
         return lines[-n:]
 
 

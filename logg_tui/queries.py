@@ -288,20 +288,6 @@ def run_folder(ws: Path, run_id: str) -> Path:
     return runs_dir(ws) / run_id
 
 
-def tail(path: Path, n_lines: int = 200, max_bytes: int = 256_000) -> list[str]:
-    """The last lines of a text file without reading it whole ([] when missing)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read()
-    except OSError:
-        return []
-    lines = data.decode("utf-8", "replace").splitlines()
-    if size > max_bytes and lines:
-        lines = lines[1:]  # the first one is probably cut
-    return lines[-n_lines:]
 
 
 

@@ -122,14 +122,6 @@ def test_moe_tables_are_empty_without_analyses(ws):
     assert all(df.empty for df in tables.values())
 
 
-def test_tail_reads_only_the_end(tmp_path):
-    f = tmp_path / "log"
-    f.write_text("".join(f"line {i}\n" for i in range(10_000)))
-    assert data.tail(f, 3) == ["line 9997", "line 9998", "line 9999"]
-    assert data.tail(f, 5, max_bytes=30)[-1] == "line 9999"
-    assert data.tail(tmp_path / "missing") == []
-
-
 HOLD = """
 import sys, time, duckdb
 con = duckdb.connect(sys.argv[1])   # read-write: other processes cannot open the file

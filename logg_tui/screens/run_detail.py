@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Log, Static, TabbedContent, TabPane
 
+from engine.logtail import tail_lines
 from logg_tui import queries as data
 from logg_tui.screens.base import LoggScreen
 from logg_tui.widgets.frame_table import FrameTable
@@ -78,8 +79,8 @@ events.jsonl tails). t / shift+t next/previous tab, r reload, escape back."""
 
     def _tails(self) -> list[str]:
         folder = data.run_folder(self.ws, self.run_id)
-        out = ["── stdout.log ──", *data.tail(folder / "stdout.log", 150)]
-        out += ["── events.jsonl ──", *data.tail(folder / "events.jsonl", 60)]
+        out = ["── stdout.log ──", *tail_lines(folder / "stdout.log", 150)]
+        out += ["── events.jsonl ──", *tail_lines(folder / "events.jsonl", 60)]
         return out
 
     def _show(self, d: data.RunDetail) -> None:
