@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
+from engine.study.state import hms
+
 
 class RichProgress:
     """Context manager + callback: ``with RichProgress("build") as cb: work(callbacks=[cb])``."""
@@ -102,16 +104,11 @@ class PlainLines:
             if total else f"{done:.0f}"
         left = ""
         if left_s is not None and not end:
-            left = f", ~{_hms(left_s)} left"
+            left = f", ~{hms(left_s)} left"
         elif total and not end and done > d0:
-            left = f", ~{_hms((now - t0) / (done - d0) * (float(total) - done))} left"
+            left = f", ~{hms((now - t0) / (done - d0) * (float(total) - done))} left"
         extra = f" {info}" if info else ""
-        return f"{what}: {of}{extra} [{_hms(now - t0)}{left}]"
-
-
-def _hms(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+        return f"{what}: {of}{extra} [{hms(now - t0)}{left}]"
 
 
 def run_bar(state: RunState) -> dict[str, Any]:

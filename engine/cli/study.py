@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from engine.cli.app import WorkspaceOpt, app, guard
+from engine.study.state import hms
 
 
 @app.command("study")
@@ -130,7 +131,7 @@ def _run_with_progress(steps: list, ws: Path, folder: Path, keep_going: bool) ->
         def on_event(event: str, **f: Any) -> None:
             if event == "progress":
                 progress.update(task, completed=f.get("done", 0), info=f.get("current", ""),
-                                left=_hms(f.get("left_s")))
+                                left=hms(f.get("left_s")))
                 done = f.get("done", 0)
                 now.update(done=done, left_s=f.get("left_s"), at=time.monotonic(),
                            log=folder / "steps" / f"{steps[done].key}.log"
@@ -154,11 +155,4 @@ def _run_with_progress(steps: list, ws: Path, folder: Path, keep_going: bool) ->
 def _print_times(outcomes: list) -> None:
     ran = [o for o in outcomes if o.status in ("finished", "failed")]
     if ran:
-        typer.echo("step times: " + ", ".join(f"{o.step.key} {_hms(o.seconds)}" for o in ran))
-
-
-def _hms(s: Any) -> str:
-    if s is None:
-        return "?"
-    s = int(s)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+        typer.echo("step times: " + ", ".join(f"{o.step.key} {hms(o.seconds)}" for o in ran))

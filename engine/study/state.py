@@ -102,14 +102,17 @@ def study_line(name: str, st: Any, now: float | None = None, tail: str = "") -> 
     if st.status == "running" and current:
         parts.append(f"running {current}")
     if elapsed is not None:
-        parts.append(f"elapsed {_hm(elapsed)}")
+        parts.append(f"elapsed {hms(elapsed)}")
     if st.status == "running" and left is not None:
-        parts.append(f"left ~{_hm(left)}")
+        parts.append(f"left ~{hms(left)}")
     if st.status == "running" and tail:
         parts.append(tail)
     return " · ".join(parts)
 
 
-def _hm(s: float) -> str:
-    s = int(s)
+def hms(seconds: float | None) -> str:
+    """A duration for progress lines: 1h02m, 12m30s ("?" when unknown)."""
+    if seconds is None:
+        return "?"
+    s = int(seconds)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
