@@ -324,3 +324,34 @@ def test_a_running_study_line_ends_with_its_steps_latest_output(tmp_path):
     assert line == ("study s: running · 6/25 steps · running lgbm at 50k · elapsed 1m00s · "
                     "left ~10m00s · lgbm: 42/300")
     assert step_tail(tmp_path, "none") == ""
+
+
+STOP_PROBE = """
+import os, signal, subprocess, sys
+from engine.cli.study import _stop_on_signals
+from engine.study.runner import _die_with_parent
+child = subprocess.run([sys.executable, "-c", "import signal; "
+                        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"],
+                       preexec_fn=_die_with_parent, capture_output=True, text=True)
+print("step answers SIGINT:", child.stdout.strip())
+_stop_on_signals()
+for sig in (signal.SIGINT, signal.SIGTERM):
+    try:
+        os.kill(os.getpid(), sig)
+        signal.pause()
+    except KeyboardInterrupt:
+        print("study stops on", sig.name)
+"""
+
+
+def test_a_study_started_in_the_background_still_stops_on_sigint_and_sigterm():
+    """`nohup make study &` starts the study with SIGINT ignored (bash does that to background
+    jobs, Python keeps it): the study must still stop on SIGINT and SIGTERM, and its steps
+    must answer SIGINT (their stop signal when the study dies), or a step trains on alone."""
+    import signal
+
+    out = subprocess.run([sys.executable, "-c", STOP_PROBE], capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).resolve().parents[1],
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert out.stdout.splitlines() == ["step answers SIGINT: True", "study stops on SIGINT",
+                                       "study stops on SIGTERM"], out.stdout + out.stderr

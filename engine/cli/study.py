@@ -40,6 +40,8 @@ def study_cmd(
     """Run (or continue) a whole study and print its report."""
     from dataclasses import replace
 
+    _stop_on_signals()
+
     from engine.io.dataset import parse_size
     from engine.paths import workspace as resolve_ws
     from engine.study.plan import get_study, plan_steps
@@ -65,6 +67,20 @@ def study_cmd(
         text = build_report(ws, cfg.dataset)
         write_text(folder / "report.md", text)
         typer.echo(text)
+
+
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM stop the study as Ctrl-C does (the running step cancels its run
+    cleanly, the state keeps every finished step). A background job (`nohup make study &`)
+    starts with SIGINT ignored, which Python keeps: `kill -INT` did nothing, and `kill` left
+    the running step training without its study."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _warn_if_older_data(ws: Path, cfg: Any, folder: Path) -> None:

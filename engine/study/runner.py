@@ -40,6 +40,9 @@ class StepOutcome:
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
+    # a study started as a background job (`nohup make study &`) inherits SIGINT ignored,
+    # and so would its steps: then neither their stop signal below nor a Ctrl-C reaches them
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
     except OSError:
