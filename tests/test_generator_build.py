@@ -36,6 +36,7 @@ def test_tiny_dataset_layout_and_columns(tiny_dataset):
     man = json.loads((tiny_dataset / "dataset.json").read_text())
     assert man["noise_level"] == 1.0 and man["complete"] is True and man["preset"] == "tiny"
     assert man["shards"] == {"train_1k_0": 1000, "val_100": 100, "test_200_0": 200}
+    assert man["generator"]["device"] == "cpu"        # provenance: where it was computed
     test = ds.split("test")
     p = test.params
     assert list(p.columns[:35]) == list(PFSSPEC_COLUMN_NAMES)
@@ -120,7 +121,11 @@ def test_presets_and_size_override():
 
 
 def test_cli_bad_options_exit_2(tmp_path):
-    for args in (["--preset", "nope"], ["--size", "12q"], ["--compile", "maybe"]):
+    import torch
+    bad = [["--preset", "nope"], ["--size", "12q"], ["--compile", "maybe"], ["--device", "gpu"]]
+    if not torch.cuda.is_available():           # a GPU asked for and missing: no work at all
+        bad.append(["--device", "cuda"])
+    for args in bad:
         exe = str(Path(sys.executable).with_name("logg-engine"))
         r = subprocess.run([exe, "data", "generate", *args,
                             "--out", str(tmp_path / "x")], capture_output=True, text=True)

@@ -26,7 +26,8 @@ HEAVY = ("torch", "lightgbm", "sklearn", "ray")
 # group -> packages whose every module is imported (the group must stay light)
 LIGHT_GROUPS = {
     "base": ["engine.errors", "engine.paths", "engine.events", "engine.atomic",
-             "engine.jsonsafe", "engine.procs", "engine.run_state"],
+             "engine.jsonsafe", "engine.procs", "engine.run_state", "engine.logtail",
+             "engine.devices"],
     "store": ["engine.store"],
     "runs": ["engine.runs"],                 # engine.runs.ray included: Ray is lazy there
     "eval": ["engine.eval"],

@@ -25,6 +25,14 @@ WorkspaceOpt = typer.Option(
     help="Workspace folder (datasets/, runs/, results.duckdb). Default ./workspace.",
 )
 
+# the generator's device (data generate, data lattice build, data calibrate); cpu by default:
+# a GPU computes the same spectra to float32 rounding, not to the bit (docs/generator.md)
+GeneratorDeviceOpt = typer.Option(
+    "cpu", "--device",
+    help="Where the synthesis and the exact CRLB compute: cpu (default), cuda, cuda:N or "
+    "auto (a GPU when torch sees one).",
+)
+
 
 def guard(fn):
     """Command decorator: EngineErrors print one message (file, field, fix) on stderr and

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.app import WorkspaceOpt, data_app
+from engine.cli.app import GeneratorDeviceOpt, WorkspaceOpt, data_app
 
 
 @data_app.command("generate")
@@ -39,6 +39,7 @@ def generate_cmd(
                                     "exact (docs/generator-v2.md)."),
     keep_free: str = typer.Option("0", "--keep-free", help="Disk space the build must leave "
                                   "free, e.g. 2G or 500M (checked before writing)."),
+    device: str = GeneratorDeviceOpt,
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """Generate a pfsspec-layout dataset. Checks the disk space first; an interrupted
@@ -60,11 +61,13 @@ def generate_cmd(
     if compile_ not in ("auto", "on", "off"):
         raise SpecError(f"bad --compile {compile_!r}", key="compile", hint="auto, on or off")
     reserve = parse_bytes(keep_free)
+    from engine.devices import resolve_device
+    resolve_device(device)                    # a missing GPU: one error before any output
     with RichProgress(f"generate {name or preset}") as cb:
         root = build_dataset(preset, out=out, seed=seed, size=n, name=name,
                              crlb=not no_crlb, compile=compile_, callbacks=[cb],
                              workspace=workspace, keep_free=reserve, physics=physics,
-                             crlb_method=crlb_method)
+                             crlb_method=crlb_method, device=device)
     typer.echo(f"dataset written: {root}")
 
 
@@ -89,6 +92,7 @@ def calibrate_cmd(
                                    "(each figure's note gives its median's bootstrap SE)."),
     ridge: bool = typer.Option(True, "--ridge/--no-ridge",
                                help="Fit the Ridge learnability check."),
+    device: str = GeneratorDeviceOpt,
     ridge_rows: str = typer.Option(None, "--ridge-rows",
                                    help="Training rows for Ridge (default all)."),
     seed: int = typer.Option(0, "--seed"),
@@ -112,6 +116,8 @@ def calibrate_cmd(
         raise SpecError("--per-mag-n must be ≥ 2", key="per-mag-n")
     rows = parse_size(ridge_rows) if ridge_rows else None
     ds = resolve_dataset(dataset, resolve_ws(workspace))
+    from engine.devices import resolve_device
+    resolve_device(device)                    # a missing GPU: one error before any work
 
     from engine.generator.calibrate_grid import check_grid_snr
     check_grid_snr(grid_snr)
@@ -126,7 +132,8 @@ def calibrate_cmd(
             figs = snr_figures(ds) + grid_figures(lattice, callbacks=callbacks,
                                                   snr=grid_snr)
         else:
-            figs = calibrate(ds, per_mag_n=per_mag_n, seed=seed, callbacks=callbacks)
+            figs = calibrate(ds, per_mag_n=per_mag_n, seed=seed, callbacks=callbacks,
+                             device=device)
         if ridge:
             from engine.models.ridge_calibration import ridge_figure
 

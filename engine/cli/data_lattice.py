@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.app import WorkspaceOpt, data_app
+from engine.cli.app import GeneratorDeviceOpt, WorkspaceOpt, data_app
 
 lattice_app = typer.Typer(help="The persistent node lattice of generator v2 (--physics lte).",
                           no_args_is_help=True)
@@ -47,6 +47,7 @@ def build_cmd(
     batch: int = typer.Option(64, "--batch", help="Spectra per forward-model batch."),
     compile_: str = typer.Option("auto", "--compile", help="torch.compile: auto | on | off "
                                  "(auto: on for ≥ 2000 nodes)."),
+    device: str = GeneratorDeviceOpt,
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """Synthesise the lattice's missing nodes (all 30,240 by default: ~0.5 GB). Resumable:
@@ -60,16 +61,18 @@ def build_cmd(
         raise SpecError(f"bad --compile {compile_!r}", key="compile", hint="auto, on or off")
     if batch < 1 or (limit is not None and limit < 1):
         raise SpecError("--batch and --limit must be ≥ 1", key="batch/limit")
+    from engine.devices import describe, resolve_device
+    dev = resolve_device(device)                    # a missing GPU: one clear error, no work
     with RichProgress("node lattice") as cb:
         lat = NodeLattice(lattice_root(workspace), callbacks=[cb])
         todo = lat.missing(np.arange(N_TOTAL))[:limit]
         if len(todo):
             from engine.generator.lte.synth import BatchSynth
             use = compile_ == "on" or (compile_ == "auto" and len(todo) >= 2000)
-            synth = BatchSynth(batch, compile=use)
-            cb("log", message="forward model: " + ("torch.compile'd" if synth.compiled else
-                                                   "eager" + (" (torch.compile failed)" if use
-                                                              else "")))
+            synth = BatchSynth(batch, compile=use, device=dev)
+            mode = "torch.compile'd" if synth.compiled else \
+                "eager" + (" (torch.compile failed)" if use else "")
+            cb("log", message=f"forward model on {describe(dev)}: {mode}")
             lat.ensure(todo, synth, [cb])
     typer.echo(f"lattice {lat.key}: {lat.n_stored} of {N_TOTAL} nodes stored in {lat.dir}")
 

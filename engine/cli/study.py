@@ -24,8 +24,8 @@ def study_cmd(
                                 "(the default data, ~10 minutes) or tiny (seconds)."),
     max_size: str | None = typer.Option(None, "--max-size", help="Cap every training "
                                            "size (a quick pass), e.g. 100k."),
-    device: str = typer.Option("cpu", "--device", help="Device for the ViT: cpu, or cuda "
-                               "to also run the ViT sizes that wait for a GPU."),
+    device: str = typer.Option("cpu", "--device", help="Device for the ViT and the data build: "
+                               "cpu, or cuda to also run the ViT sizes that wait for a GPU."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and what is "
                                  "already done; run nothing."),
     physics: str | None = typer.Option(None, "--physics", help="The generator's physics: "

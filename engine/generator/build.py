@@ -73,6 +73,10 @@ class BuildConfig:
     physics: str = "me"          # "me" (v1, default) | "lte" (v2): engine.generator.physics
     lattice_root: Path | None = None  # persistent node lattice (lte + snap); None: in memory
     crlb_method: str = "exact"   # "exact" (jacfwd at θ) | "lattice" (lte + snap only)
+    # where the synthesis and the exact CRLB compute (engine.devices: cpu, cuda, cuda:N,
+    # auto). Not part of the signature: a build may resume on another device (the manifest
+    # records the device that finished it)
+    device: str = "cpu"
 
     @property
     def version(self) -> str:
@@ -103,13 +107,14 @@ def build_dataset(preset: str | Preset = "default", *, out: str | Path | None = 
                   noise: NoiseConfig | None = None, callbacks: Callbacks | None = None,
                   workspace: str | Path | None = None, keep_free: int = 0,
                   checkpoint_rows: int = 4096, physics: str = "me",
-                  crlb_method: str | None = None) -> Path:
+                  crlb_method: str | None = None, device: str = "cpu") -> Path:
     """Build (or resume) a dataset; returns its root folder.
 
     out default: `<workspace>/datasets/<name or preset>/`. keep_free: bytes the build must
     leave free (checked before writing). checkpoint_rows: resume granularity in a shard.
     physics: "me" (generator 1.0, default) or "lte" (2.x; engine.generator.physics).
-    crlb_method: "exact" | "lattice" (lattice builds only); None: default_crlb_method."""
+    crlb_method: "exact" | "lattice" (lattice builds only); None: default_crlb_method.
+    device: where synthesis and the exact CRLB run (engine.devices names)."""
     from engine.generator.physics import check_physics
     from engine.paths import datasets_dir, workspace as ws_root
     p = get_preset(preset) if isinstance(preset, str) else preset
@@ -122,7 +127,7 @@ def build_dataset(preset: str | Preset = "default", *, out: str | Path | None = 
     method = default_crlb_method(physics, p.snap) if crlb_method is None else crlb_method
     cfg = BuildConfig(p, root, int(seed), ds_name, crlb, compile, int(batch),
                       noise or NoiseConfig(), int(keep_free), int(checkpoint_rows),
-                      physics, lattice_root(workspace), method)
+                      physics, lattice_root(workspace), method, str(device))
     return Builder(cfg).run(callbacks)
 
 
@@ -144,6 +149,8 @@ class Builder:
                             f"({'snapped' if cfg.preset.snap else 'not snapped'})",
                             key="crlb-method", hint="use --crlb-method exact, or build "
                             "--physics lte --preset bosz-1m")
+        from engine.devices import resolve_device
+        self.device = resolve_device(cfg.device)       # a missing GPU: SpecError, no work
         self.cfg = cfg
         self.root = Path(cfg.out)
         self._synth = None
@@ -165,6 +172,7 @@ class Builder:
                                 hint="use --name/--out for a new folder, or delete the old one")
 
     def _write_manifest(self, done: dict[str, int]) -> None:
+        from engine.devices import describe
         from engine.io.dataset import write_manifest
         from engine.generator.lsf import FWHM_A
         if self.cfg.physics == "lte":      # v2 reads its own list (data/linelist_lte.csv)
@@ -178,7 +186,8 @@ class Builder:
                               "build": self.cfg.signature(),
                               "generator": {"n_lines": len(load_linelist()), "lsf_fwhm": FWHM_A,
                                             "frozen_noise_seed": FROZEN_NOISE_SEED,
-                                            "physics": self.cfg.physics}})
+                                            "physics": self.cfg.physics,
+                                            "device": describe(self.device)}})
 
     def _mark_building(self) -> None:
         """`.building.json` says "unfinished" to readers (engine.io.dataset refuses such a
@@ -301,11 +310,14 @@ class Builder:
 
     def _synthesiser(self, rows_todo: int, callbacks=None):
         if self._synth is None:
+            from engine.devices import describe
             from engine.generator.physics import synth_module
             use = self.cfg.compile == "on" or (self.cfg.compile == "auto" and rows_todo >= 20000)
             def make():
-                synth = synth_module(self.cfg.physics).BatchSynth(self.cfg.batch, compile=use)
-                emit(callbacks, "log", message=f"forward model ({self.cfg.physics}): "
+                synth = synth_module(self.cfg.physics).BatchSynth(self.cfg.batch, compile=use,
+                                                                  device=self.device)
+                emit(callbacks, "log", message=f"forward model ({self.cfg.physics}) on "
+                     f"{describe(self.device)}: "
                      + ("torch.compile'd" if synth.compiled else "eager" + (
                         " (torch.compile failed; same numbers, slower)" if use else "")))
                 return synth
@@ -409,7 +421,7 @@ class Builder:
         if getattr(self, "_fisher", None) is None:
             from engine.generator.physics import fisher_model
 
-            self._fisher = fisher_model(self.cfg.physics)
+            self._fisher = fisher_model(self.cfg.physics, self.device)
         return self._fisher
 
     def _crlb(self, theta, errors, spec, callbacks, state, w):

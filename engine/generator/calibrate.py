@@ -90,9 +90,10 @@ def median_se(x: np.ndarray, seed: int = 0, draws: int = 400) -> float:
 
 
 def per_mag_figures(n: int = PER_MAG_N, seed: int = 0, callbacks: Callbacks | None = None,
-                    physics: str = "me") -> list[Figure]:
+                    physics: str = "me", device: str = "cpu") -> list[Figure]:
     """Fixed-magnitude batch: SNR and CRLB figures at mags 20/21.5/22/22.5 (each note
-    gives the median's bootstrap standard error over the n draws)."""
+    gives the median's bootstrap standard error over the n draws). `device`: where the
+    Jacobians are computed (engine.devices)."""
     import torch
 
     from engine.generator import grids
@@ -106,14 +107,14 @@ def per_mag_figures(n: int = PER_MAG_N, seed: int = 0, callbacks: Callbacks | No
     wave = grids.wave()
     from engine.generator.physics import fisher_model
 
-    model = fisher_model(physics)
+    model = fisher_model(physics, device)
     mus, jacs = [], []
     for s in range(0, n, 16):
         mu, jac = jacobian(theta[s:s + 16], model)
         mus.append(mu)
         jacs.append(jac)
         emit(callbacks, "progress", done=min(n, s + 16), total=n, step="jacobian")
-    mu, jac = torch.cat(mus), torch.cat(jacs)
+    mu, jac = torch.cat(mus).cpu(), torch.cat(jacs).cpu()
     out = []
     for mag in MAGS:
         err = error_from_flux(mu.numpy(), wave, np.full(n, mag), k)
@@ -162,12 +163,12 @@ def bin_figures(theta: np.ndarray, r2: np.ndarray, mag: float) -> list[Figure]:
 
 
 def calibrate(dataset, *, per_mag_n: int = PER_MAG_N, seed: int = 0,
-              callbacks: Callbacks | None = None) -> list[Figure]:
+              callbacks: Callbacks | None = None, device: str = "cpu") -> list[Figure]:
     """Every physics calibration figure for `dataset` (an engine.io.dataset.Dataset); the
     Ridge learnability figure is engine.models.ridge_calibration.ridge_figure."""
     figs = snr_figures(dataset)
     from engine.generator.physics import physics_of_version
 
     physics = physics_of_version((dataset.manifest or {}).get("generator_version"))
-    figs += per_mag_figures(per_mag_n, seed, callbacks, physics)
+    figs += per_mag_figures(per_mag_n, seed, callbacks, physics, device)
     return figs

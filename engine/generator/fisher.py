@@ -36,6 +36,11 @@ class CrlbResult:
     spd: np.ndarray
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device a forward model's buffers live on (θ is moved there)."""
+    return next(model.buffers()).device
+
+
 @lru_cache(maxsize=2)
 def fisher_model(normalise: str = "smooth") -> ForwardModel:
     return ForwardModel(normalise=normalise, dtype=torch.float64, analytic_jvp=True)
@@ -50,8 +55,8 @@ def jacobian(theta: np.ndarray | torch.Tensor, model: ForwardModel | None = None
     Rows are independent, so the Jacobian of θ_b + δ ↦ μ_b w.r.t. a shared δ ∈ R⁵ is
     exactly ∂μ_b/∂θ_b: five forward-mode tangents for the whole batch."""
     model = fisher_model() if model is None else model
-    th = torch.as_tensor(np.asarray(theta, dtype=np.float64))
-    zero = torch.zeros(th.shape[1], dtype=torch.float64)
+    th = torch.as_tensor(np.asarray(theta, dtype=np.float64), device=model_device(model))
+    zero = th.new_zeros(th.shape[1])
 
     if getattr(model, "analytic_jvp", False) and hasattr(model, "jacobian"):
         mu, jac = model.jacobian(th)        # generator v2: explicit stages (lte/jacobian.py)
@@ -69,8 +74,8 @@ def fisher_matrix(jac: torch.Tensor, error: torch.Tensor, noise_level: float = 1
                   ) -> torch.Tensor:
     """F = Jᵀ Σ⁻¹ J in scaled units (T_eff in kK), (B, 5, 5)."""
     jac = jac.to(torch.float64)
-    js = jac * torch.as_tensor(SCALE, dtype=jac.dtype).reciprocal()
-    jw = js / (noise_level * error)[..., None]
+    js = jac * torch.as_tensor(SCALE, dtype=jac.dtype, device=jac.device).reciprocal()
+    jw = js / (noise_level * error.to(jac.device, jac.dtype))[..., None]
     return jw.transpose(1, 2) @ jw
 
 
@@ -83,12 +88,12 @@ def crlb_from_fisher(fisher: torch.Tensor, params: tuple[int, ...] = (0, 1, 2, 3
     f = fisher[:, sub][:, :, sub]
     chol, info = torch.linalg.cholesky_ex(f)
     spd = info == 0
-    eye = torch.eye(len(sub), dtype=f.dtype).expand_as(f)
+    eye = torch.eye(len(sub), dtype=f.dtype, device=f.device).expand_as(f)
     safe = torch.where(spd[:, None, None], chol, eye)
     cov = torch.cholesky_inverse(safe)
     marg = torch.where(spd, cov[:, g, g], torch.full_like(cov[:, g, g], float("nan")))
     cond = 1.0 / f[:, g, g]
-    return CrlbResult(marg.numpy(), cond.numpy(), (cond / marg).numpy(), spd.numpy())
+    return CrlbResult(*(x.cpu().numpy() for x in (marg, cond, cond / marg, spd)))
 
 
 def crlb(theta: np.ndarray, error: np.ndarray, *, noise_level: float = 1.0,

@@ -55,12 +55,15 @@ def synth_module(physics: str = DEFAULT_PHYSICS) -> ModuleType:
     return import_module(_SYNTH[check_physics(physics)])
 
 
-def fisher_model(physics: str = DEFAULT_PHYSICS):
+def fisher_model(physics: str = DEFAULT_PHYSICS, device: str = "cpu"):
     """The smooth-normalised forward model the Fisher code differentiates, in the
     physics' JACOBIAN_DTYPE (float64 unless the synth module says otherwise; the Fisher
-    sum is always float64)."""
+    sum is always float64), on `device` (engine.devices names)."""
     import torch
 
+    from engine.devices import resolve_device
+
     mod = synth_module(physics)
-    return mod.ForwardModel(normalise="smooth", dtype=getattr(mod, "JACOBIAN_DTYPE", torch.float64),
-                            analytic_jvp=True)
+    model = mod.ForwardModel(normalise="smooth", analytic_jvp=True,
+                             dtype=getattr(mod, "JACOBIAN_DTYPE", torch.float64))
+    return model.to(resolve_device(device))

@@ -54,7 +54,7 @@ class ForwardModel(torch.nn.Module):
         self.molecules = Molecules(fine)
         self.lsf = LsfRebin(fwhm)
         self._buckets = self._make_buckets(lines, fine)
-        self.cost = sum(int(idx.numel()) for _, idx, _ in self._buckets)
+        self.cost = sum(int(getattr(self, f"b{k}_idx").numel()) for k in self._buckets)
         self.to(dtype)
         self.dtype = dtype
 
@@ -72,9 +72,11 @@ class ForwardModel(torch.nn.Module):
             idx_c = np.clip(idx, 0, grids.N_FINE - 1)
             dlam = np.where(inside, fine[idx_c] - lines.wave_vac[sel][:, None], 1e4)
             idx = np.where(inside, idx, grids.N_FINE)            # sink column
-            sel_t = torch.as_tensor(sel, dtype=torch.long)
+            # buffers, so `.to(device)` moves them with the model (engine.devices)
+            self.register_buffer(f"b{k}_sel", torch.as_tensor(sel, dtype=torch.long))
+            self.register_buffer(f"b{k}_idx", torch.as_tensor(idx.reshape(-1), dtype=torch.long))
             self.register_buffer(f"b{k}_dlam", torch.as_tensor(dlam))
-            buckets.append((sel_t, torch.as_tensor(idx.reshape(-1), dtype=torch.long), f"b{k}_dlam"))
+            buckets.append(k)
         return buckets
 
     def line_opacity(self, theta: torch.Tensor) -> torch.Tensor:
@@ -85,9 +87,10 @@ class ForwardModel(torch.nn.Module):
         eta0, a, dlam_d = self.strengths(theta, t_l, log_pg, log_pe, kappa)
         eta = 0.0
         fn = LineProfile.apply if self.analytic_jvp else bucket_opacity
-        for sel, idx, name in self._buckets:
-            eta = eta + fn(eta0[:, sel], a[:, sel], dlam_d[:, sel], getattr(self, name),
-                           idx, grids.N_FINE + 1)
+        for k in self._buckets:
+            sel = getattr(self, f"b{k}_sel")
+            eta = eta + fn(eta0[:, sel], a[:, sel], dlam_d[:, sel], getattr(self, f"b{k}_dlam"),
+                           getattr(self, f"b{k}_idx"), grids.N_FINE + 1)
         return eta[:, :-1]
 
     def continuum_flux(self, theta: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
@@ -133,13 +136,18 @@ def smooth_median(x: torch.Tensor, width: float = 0.03) -> torch.Tensor:
 class BatchSynth:
     """Noiseless float32 spectra for θ arrays, in fixed-size batches (the last one padded)
     so that an optional `torch.compile` sees one static shape. Falls back to eager when
-    compilation fails."""
+    compilation fails. `device`: where the model computes (engine.devices names: cpu,
+    cuda, cuda:N, auto); θ goes there per batch and the spectra come back as numpy."""
 
     model_class: type[torch.nn.Module] = ForwardModel
 
-    def __init__(self, batch: int = 64, *, compile: bool = False, threads: int | None = None):
+    def __init__(self, batch: int = 64, *, compile: bool = False, threads: int | None = None,
+                 device: str = "cpu"):
+        from engine.devices import resolve_device
+
         self.batch = int(batch)
-        self.model = self.model_class()
+        self.device = resolve_device(device)
+        self.model = self.model_class().to(self.device)
         self.compiled = False
         self._fn = self.model
         if threads:
@@ -151,8 +159,9 @@ class BatchSynth:
                 warnings.filterwarnings("ignore", message=".*does not support code generation "
                                         "for complex operators.*")
                 fn = torch.compile(self.model, dynamic=False)
+                probe = torch.tensor([4800.0, 3.0, -0.5, 0.1, 0.0]).expand(self.batch, 5)
                 with torch.no_grad():
-                    fn(torch.full((self.batch, 5), 0.0) + torch.tensor([4800.0, 3.0, -0.5, 0.1, 0.0]))
+                    fn(probe.to(self.device))
                 self._fn, self.compiled = fn, True
             except Exception:  # noqa: BLE001 — any compiler failure → eager, same numbers
                 self._fn = self.model
@@ -166,6 +175,6 @@ class BatchSynth:
                 pad = self.batch - len(chunk)
                 if pad:
                     chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
-                f = self._fn(torch.from_numpy(chunk))
-                out[s:s + self.batch] = f[:self.batch - pad].numpy()
+                f = self._fn(torch.from_numpy(chunk).to(self.device))
+                out[s:s + self.batch] = f[:self.batch - pad].cpu().numpy()
         return out

@@ -48,6 +48,10 @@ CONT_PER_COARSE = 80       # continuum opacity grid: every 80th coarse point (9.
 CORE_ROWS = 16
 TRANSFER_STARS = 2        # stars per block of the eager formal solution (ForwardModel._transfer)
 SUB_BATCH = 8              # stars per internal chunk: bounds memory (B·D·N_fine tensors)
+# on a GPU (engine.devices) the CPU's cache blocking above only adds kernel launches: the
+# cores and the formal solution run in one block per chunk, and a chunk holds this many
+# stars (~3 GB of float32 temporaries at 64: the (B·D, lines × 21) core arrays dominate)
+GPU_SUB_BATCH = 64
 # the Fisher model's chunk: its fused kernel (fused.py) forms no (5 tangents, B, D, N_fine)
 # tensor, so 16 stars (build.py's CRLB chunk) fit in ~1 GB and pay less per-op overhead
 JVP_SUB_BATCH = 16
@@ -59,6 +63,10 @@ LN10 = math.log(10.0)
 # (tests/test_lte_jacobian.py; bench/gen_v2_speed.py measures it on 32 stars).
 JACOBIAN_DTYPE = torch.float32
 PASCHEN_HALF_SYNTHE = 60.0     # Å: hydrogen="synthe" profiles reach the neighbours' centres
+
+
+def _on_cpu(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu"
 
 
 class ForwardModel(torch.nn.Module):
@@ -222,7 +230,7 @@ class ForwardModel(torch.nn.Module):
         bit-identical). Under torch.compile the one-block form, which inductor fuses."""
         b, d, n = l0.shape
         l0, a, dld = (x.reshape(b * d, n) for x in (l0, a, dld))
-        rows = b * d if torch.compiler.is_compiling() else CORE_ROWS
+        rows = b * d if (torch.compiler.is_compiling() or not _on_cpu(l0)) else CORE_ROWS
         core = torch.cat([bucket_opacity(l0[i:i + rows], a[i:i + rows], dld[i:i + rows],
                                          self.core_dl, self.core_idx, grids.N_FINE + 1)[:, :-1]
                           for i in range(0, b * d, rows)])
@@ -253,7 +261,8 @@ class ForwardModel(torch.nn.Module):
         the formal solution's ~20 passes over (D, N_fine) arrays then touch ~6 MB per
         temporary instead of 24 MB (1.7× less CPU time on one thread; per star the same
         operations, so bit-identical values). Under torch.compile one block (fused)."""
-        step = chi.shape[0] if torch.compiler.is_compiling() else TRANSFER_STARS
+        step = chi.shape[0] if (torch.compiler.is_compiling() or not _on_cpu(chi)) \
+            else TRANSFER_STARS
         parts = [emergent_flux(optical_depth(chi[i:i + step], rhox[i:i + step]),
                                planck(self.fine_wave, self.planck_scale, t[i:i + step]))
                  for i in range(0, chi.shape[0], step)]
@@ -266,7 +275,8 @@ class ForwardModel(torch.nn.Module):
 
     def unnormalised(self, theta: torch.Tensor) -> torch.Tensor:
         """F_λ on the 4096 pixels, arbitrary units (B, 4096)."""
-        sub = JVP_SUB_BATCH if self.analytic_jvp else SUB_BATCH
+        sub = (JVP_SUB_BATCH if self.analytic_jvp else SUB_BATCH) if _on_cpu(theta) \
+            else GPU_SUB_BATCH
         parts = [self.lsf(self.fine_flux(theta[i:i + sub])) for i in range(0, theta.shape[0], sub)]
         return parts[0] if len(parts) == 1 else torch.cat(parts, 0)
 

@@ -110,14 +110,8 @@ class SpecViTRegressor(RegressorMixin, BaseEstimator):
                            max_steps=self.max_steps, moe_aux=float(self.moe_aux))
 
     def _resolve_device(self, device: str | None):
-        import torch
-        name = device or self.device
-        if name in (None, "auto"):
-            name = "cuda" if torch.cuda.is_available() else "cpu"
-        if name.startswith("cuda") and not torch.cuda.is_available():
-            raise SpecError("device cuda requested but CUDA is not available", key="device",
-                            hint="use --device cpu (or auto)")
-        return torch.device(name)
+        from engine.devices import resolve_device
+        return resolve_device(device or self.device)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: np.ndarray, y: np.ndarray, *, error: np.ndarray,
