@@ -59,7 +59,9 @@ def test_cli_inspect_dataset_json(tmp_path):
     for name, n in (("train_1k_0", 30), ("train_1k_1", 20), ("val_500", 10), ("test_1k_0", 15)):
         _file(root / name / "dataset.h5", n=n)
     write_manifest(root, name="mini", preset="tiny", seed=1, noise_level=1.0,
-                   shards={"train_1k_0": 30})
+                   shards={"train_1k_0": 30},
+                   extra={"generator_version": "2.2", "crlb_method": "exact",
+                          "generator": {"physics": "lte", "device": "cpu"}})
     proc = subprocess.run([LOGG_ENGINE, "data", "inspect", "mini", "--json",
                            "--workspace", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
@@ -75,6 +77,9 @@ def test_cli_inspect_dataset_json(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "all shards valid" in proc.stdout and "edge 30" in proc.stdout
+    # provenance of a built-in dataset: which generator, preset, seed, CRLB method, device
+    assert ("built by generator 2.2 (lte) · preset tiny · seed 1 · CRLB exact · on cpu"
+            in proc.stdout)
 
 
 def test_cli_inspect_reports_invalid_values(tmp_path):

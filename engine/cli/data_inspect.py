@@ -72,6 +72,9 @@ def _render(report: dict[str, Any]) -> None:
         con.print(f"[bold]dataset[/] {report['name']}  {report['path']}")
         con.print(f"fingerprint {report['fingerprint']}  stored noise_level "
                   f"{report['noise_level']}  train rows {report['train_rows']}")
+        built = _built_by(report.get("manifest") or {})
+        if built:
+            con.print(built)
         for role, shards in report["aliases"].items():
             con.print(f"  {role:5s} → {', '.join(shards) or '(none)'}")
         for name, rep in report["shards"].items():
@@ -81,6 +84,23 @@ def _render(report: dict[str, Any]) -> None:
         con.print("[green]all shards valid[/]" if ok else "[red]some shards are invalid[/]")
     else:
         _render_file(con, report)
+
+
+def _built_by(manifest: dict[str, Any]) -> str:
+    """'built by generator 2.2 (lte) · preset bosz-1m · seed 0 · CRLB lattice · on cpu' from a
+    built-in dataset's manifest; '' for pfsspec data (no generator section)."""
+    version = manifest.get("generator_version")
+    if version is None:
+        return ""
+    gen = manifest.get("generator") or {}
+    physics = f" ({gen['physics']})" if gen.get("physics") else ""
+    parts = [f"built by generator {version}{physics}"]
+    for key, label in (("preset", "preset"), ("seed", "seed"), ("crlb_method", "CRLB")):
+        if manifest.get(key) is not None:
+            parts.append(f"{label} {manifest[key]}")
+    if gen.get("device"):
+        parts.append(f"on {gen['device']}")
+    return " · ".join(parts)
 
 
 def _render_file(con: Any, r: dict[str, Any]) -> None:
