@@ -73,3 +73,18 @@ def test_device_names():
             with pytest.raises(SpecError, match="CUDA is not available") as exc:
                 resolve_device(name)
             assert exc.value.key == "device" and "--device cpu" in exc.value.hint
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bench/gpu_check.sh)")
+@pytest.mark.parametrize("physics", ["me", "lte"])
+def test_cuda_spectra_and_crlb_match_the_cpu(physics):
+    """On a GPU: the same spectra (float32 rounding) and σ_CRLB (float32 Jacobian, float64
+    Fisher sum) as the CPU."""
+    theta = np.array(THETA)
+    mod = synth_module(physics)
+    cpu, gpu = mod.BatchSynth(4)(theta), mod.BatchSynth(4, device="cuda")(theta)
+    np.testing.assert_allclose(gpu, cpu, rtol=0, atol=2e-5)
+    err = np.full((3, 4096), 0.05)
+    s_cpu = fisher.crlb(theta, err, model=fisher_model(physics)).crlb_log_g
+    s_gpu = fisher.crlb(theta, err, model=fisher_model(physics, "cuda")).crlb_log_g
+    np.testing.assert_allclose(np.sqrt(s_gpu), np.sqrt(s_cpu), rtol=1e-3)
