@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -43,6 +44,9 @@ def test_a_v2_study_has_its_own_dataset_and_folder_and_builds_with_lte():
                              "bosz-1m-lte", "--physics", "lte")
     assert all(s.argv[s.argv.index("--dataset") + 1] == "bosz-1m-lte"
                for s in steps if "--dataset" in s.argv)
+    # a GPU study builds its data on the GPU too (the CPU plan's command is unchanged)
+    gpu = plan_steps(replace(v2, device="cuda"))
+    assert gpu[0].argv == steps[0].argv + ("--device", "cuda")
     quick = v2.capped(100_000)
     assert (quick.dataset, quick.folder_name) == ("bosz-1m-lte-100k", "research-lte-100k")
     assert get_study("research").with_physics("me") == get_study("research")
