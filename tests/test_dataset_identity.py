@@ -124,3 +124,15 @@ def test_results_page_header_names_the_build_its_report_shows(two_builds, tmp_pa
         assert header == f"> Dataset `default`: fingerprint `{fp}`; generator version `{gen}`."
         assert f"fingerprint {fp}, generator version {gen}" in md
         assert f"`default@{other}`" in md            # named as left out, never mixed in
+
+
+def test_runs_show_and_compare_name_the_datas_generator_version(two_builds):
+    """`runs show` (and the TUI's Run detail, the same reader) says which generator made a
+    run's data; `runs compare` lists it among the keys that differ."""
+    from engine.store.runinfo import compare_runs, show_run
+
+    assert show_run(two_builds, "old-10000")["spec"]["generator_version"] == "1.0"
+    assert show_run(two_builds, "new-10000")["spec"]["generator_version"] == "2.0"
+    cmp = compare_runs(two_builds, "old-10000", "new-10000")
+    assert cmp["config_diff"]["generator_version"] == {"a": "1.0", "b": "2.0"}
+    assert not cmp["comparable"]                    # other data: other fingerprint

@@ -225,7 +225,11 @@ class StoreReader:
         import pandas as pd
 
         run_id = self.resolve_run_id(ref)
-        run = self.df("SELECT * FROM runs WHERE run_id = ?", [run_id]).iloc[0]
+        # the data's generator version beside the run (datasets built by different
+        # generator versions never share a fingerprint; NULL for pfsspec data)
+        run = self.df("SELECT r.*, d.generator_version FROM runs r LEFT JOIN datasets d "
+                      "ON d.fingerprint = r.dataset_fingerprint WHERE r.run_id = ?",
+                      [run_id]).iloc[0]
         row = {k: plain(v) for k, v in run.items()}
         try:
             spec = json.loads(row.get("spec") or "{}")

@@ -14,7 +14,8 @@ from engine.jsonsafe import json_safe
 from engine.store.reader import StoreReader
 
 SPEC_FIELDS = ("model", "preset", "config_hash", "dataset_name", "dataset_fingerprint",
-               "train_size", "noise_level", "seed", "test_split", "val_split")
+               "generator_version", "train_size", "noise_level", "seed", "test_split",
+               "val_split")
 EVAL_KEY = ("dataset_fingerprint", "split", "noise_level", "realisation")
 METRICS = ("r2", "mae", "rmse", "bias", "p90", "slope", "r2_max_pop", "eta", "n")
 

@@ -17,7 +17,8 @@ from logg_tui.screens.base import LoggScreen
 from logg_tui.widgets.frame_table import FrameTable
 from logg_tui.widgets.plots import CurvePlot, HistPlot, ScatterPlot
 
-PROVENANCE = ("status", "error", "dataset_name", "dataset_fingerprint", "test_split",
+PROVENANCE = ("status", "error", "dataset_name", "dataset_fingerprint", "generator_version",
+              "test_split",
               "val_split", "train_size", "noise_level", "seed", "config_hash", "git_sha",
               "git_dirty", "host", "device", "started", "ended", "duration_s",
               "peak_rss_mb", "run_dir")
