@@ -4,6 +4,7 @@ the store, and prints the table read back from results.duckdb."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -24,15 +25,19 @@ def ws(_isolated_workspace):
     return _isolated_workspace
 
 
-def scaling(*args):
+def scaling(*args, **env):
     return subprocess.run([*CLI, "scaling", "--dataset", "fake", *args], capture_output=True,
-                          text=True, timeout=180, env=dict(os.environ, COLUMNS="200"))
+                          text=True, timeout=180, env=dict(os.environ, COLUMNS="200", **env))
 
 
 def test_grid_runs_then_skips_and_table_comes_from_the_store(ws):
     args = ("--models", "ridge,lgbm", "--sizes", "300,600", "--preset-lgbm", "lgbm-fast")
-    first = scaling(*args)
+    first = scaling(*args, LOGG_PROGRESS_EVERY_S="0")
     assert first.returncode == 0, first.stderr + first.stdout
+    # no terminal: the current run's progress as plain lines (trees done of the total,
+    # its latest validation metrics, the time left), not one silent "running" line
+    assert re.search(r"^lgbm: \d+/\d+ \(\d+ %\) running val_l2=[\d.]+ .*left\]$",
+                     first.stdout, re.M), first.stdout
     runs = query_df(ws, "SELECT run_id, model, train_size, status FROM runs")
     assert len(runs) == 4 and set(runs.status) == {"finished"}
     second = scaling(*args)
