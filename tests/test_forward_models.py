@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from _spectra import DWARF_GIANT, ew, residual
 from engine.generator.physics import synth_module
 
 # the v2 model is ~10× slower per spectrum: fewer draws for its noise check
@@ -42,6 +43,17 @@ def test_forward_shapes_finite_and_median(model):
     np.testing.assert_allclose(np.median(f.numpy(), axis=1), 0.5, rtol=1e-6)   # numpy median, as pfsspec
     assert model.wave.shape == (4096,)
     assert 7100.0 < float(model.wave[0]) < 7100.5 and 8849.5 < float(model.wave[-1]) < 8850.0
+
+
+def test_na_and_k_lines_stronger_in_dwarfs(model):
+    # same T_eff and abundances, dwarf vs giant (GENERATOR.md §1.1: W ∝ g^{1/3}, the
+    # pressure-broadened wings of neutral lines)
+    r, lam = residual(model, DWARF_GIANT)
+    na = ew(r, lam, 8172, 8205)      # Na I 8185.5 + 8197.1 (vacuum)
+    k1 = ew(r, lam, 7696, 7706)      # K I 7701.1
+    for d, g in ((0, 1), (2, 3)):
+        assert na[d] > 1.3 * na[g]
+        assert k1[d] > 1.3 * k1[g]
 
 
 def test_tio_present_in_cool_stars_only(model):

@@ -99,13 +99,18 @@ class ForwardModel(torch.nn.Module):
         planck = (lam[None, :] / 8000.0) ** -5 / torch.expm1(x)
         return planck * r
 
-    def unnormalised(self, theta: torch.Tensor) -> torch.Tensor:
-        """F_λ on the 4096 pixels, arbitrary units (B, 4096)."""
+    def residual(self, theta: torch.Tensor) -> torch.Tensor:
+        """Line residual r = F/F_c on the fine grid (Milne–Eddington; no molecules, no LSF),
+        (B, N_fine): the same call as generator v2's `residual`."""
+        theta = theta.to(self.dtype)
         eta = self.line_opacity(theta)
         lam = self.fine_wave.to(theta.dtype)
         beta = (2.0 / 3.0) * C_BETA * C2 / (lam[None, :] * theta[:, :1])
-        r = (1.0 + beta / (1.0 + eta)) / (1.0 + beta)
-        r = r * torch.exp(-self.molecules(theta))
+        return (1.0 + beta / (1.0 + eta)) / (1.0 + beta)
+
+    def unnormalised(self, theta: torch.Tensor) -> torch.Tensor:
+        """F_λ on the 4096 pixels, arbitrary units (B, 4096)."""
+        r = self.residual(theta) * torch.exp(-self.molecules(theta))
         return self.lsf(self.continuum_flux(theta, r))
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
