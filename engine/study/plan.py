@@ -204,10 +204,10 @@ def plan_steps(cfg: StudyConfig, *, gpu: bool = False) -> list[Step]:
                       ("deleakage", "--size", size_arg(cfg.deleakage_size), *ds,
                        "--if-missing"),
                       3.2e-3 * cfg.deleakage_size + 20))
-    if cfg.templatefit_size:
+    if cfg.templatefit_size:   # 10 min at 2k on test_10k (2.2 study, 2026-12-07)
         steps.append(Step("template-fit", "template fit",
                           (*grid, "--models", "template-fit", "--sizes",
-                           size_arg(cfg.templatefit_size)), 150))
+                           size_arg(cfg.templatefit_size)), 600))
     if cfg.crlb:
         steps.append(Step("ceiling", "physical ceiling, every run beside it",
                           ("ceiling", *ds), 10))
