@@ -156,6 +156,30 @@ def test_ceiling_dataset(dataset, _isolated_workspace):
     assert nsnr == 300  # mag 20.5–22.5 covers every row
 
 
+def test_results_page_draws_the_ceiling_with_the_prior(dataset, _isolated_workspace):
+    """The R²-vs-SNR figure's dashed line is the newest ceiling analysis's R²_max Bayes per
+    SNR bin of the same build (a trained model may pass the unbiased CRLB ceiling at low
+    SNR by shrinking to the prior, never this one)."""
+    from engine.report import figures as F
+    from engine.report.results_page import _bayes_ceiling
+    from engine.store.reader import StoreReader
+
+    _cli("ceiling", "--dataset", str(dataset))
+    with StoreReader(_isolated_workspace) as r:
+        prior = _bayes_ceiling(r, Dataset(dataset).fingerprint())
+        assert _bayes_ceiling(r, "0" * 16).empty                 # another build: none
+    with _ro(_isolated_workspace) as con:
+        want = np.array(con.execute("SELECT (lo + hi) / 2, r2_max_bayes FROM ceiling WHERE "
+                                    "section = 'dataset' AND scheme = 'snr' ORDER BY 1"
+                                    ).fetchall(), float)
+    assert len(prior) == len(want) > 0
+    np.testing.assert_allclose(prior[["snr_mid", "r2_max_bayes"]].to_numpy(float), want)
+    bins = pd.DataFrame({"model": "ridge", "train_size": 1000, "snr_mid": prior["snr_mid"],
+                         "r2": 0.1, "r2_max": 0.2})
+    assert "ceiling + prior" in F.r2_vs_snr_text(bins, prior=prior)
+    assert "ceiling + prior" not in F.r2_vs_snr_text(bins)
+
+
 def test_ceiling_grid(tmp_path, _isolated_workspace):
     from test_analysis_units import _linear_grid
 

@@ -36,8 +36,9 @@ def scaling_png(curve: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def r2_vs_snr_png(bins: pd.DataFrame, path: Path) -> Path:
-    """R² per SNR bin for one run per model, the CRLB ceiling R²_max as a grey line."""
+def r2_vs_snr_png(bins: pd.DataFrame, path: Path, prior: pd.DataFrame | None = None) -> Path:
+    """R² per SNR bin for one run per model, the CRLB ceiling R²_max as a grey line and,
+    given `prior` (snr_mid, r2_max_bayes), the ceiling with the prior as a dashed one."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     for (model, size), g in bins.sort_values("snr_mid").groupby(["model", "train_size"]):
@@ -45,7 +46,10 @@ def r2_vs_snr_png(bins: pd.DataFrame, path: Path) -> Path:
     ceiling = bins.groupby("snr_mid")["r2_max"].median().dropna()
     if not ceiling.empty:
         ax.plot(ceiling.index, ceiling.values, color="grey", lw=3, alpha=0.6,
-                label="ceiling R²_max (CRLB)")
+                label="ceiling R²_max (CRLB, unbiased)")
+    if prior is not None and not prior.empty:
+        ax.plot(prior["snr_mid"], prior["r2_max_bayes"], color="grey", lw=2, ls="--",
+                label="ceiling with the prior (R²_max Bayes)")
     ax.set_xlabel("SNR (bin midpoint)")
     ax.set_ylabel("test R²")
     ax.grid(alpha=0.3)
@@ -70,7 +74,8 @@ def scaling_text(curve: pd.DataFrame, width: int = 78, height: int = 18) -> str:
     return _plain_text(plx.build())
 
 
-def r2_vs_snr_text(bins: pd.DataFrame, width: int = 78, height: int = 18) -> str:
+def r2_vs_snr_text(bins: pd.DataFrame, width: int = 78, height: int = 18,
+                   prior: pd.DataFrame | None = None) -> str:
     import plotext as plx
 
     plx.clear_figure()
@@ -82,6 +87,9 @@ def r2_vs_snr_text(bins: pd.DataFrame, width: int = 78, height: int = 18) -> str
     ceiling = bins.groupby("snr_mid")["r2_max"].median().dropna()
     if not ceiling.empty:
         plx.plot(ceiling.index.tolist(), ceiling.tolist(), marker="x", label="ceiling")
+    if prior is not None and not prior.empty:
+        plx.plot(prior["snr_mid"].tolist(), prior["r2_max_bayes"].tolist(), marker="+",
+                 label="ceiling + prior")
     plx.xlabel("SNR")
     plx.ylabel("R²")
     return _plain_text(plx.build())

@@ -29,6 +29,7 @@ def write_results_page(workspace: Path, out: Path, dataset: str | None = None) -
         bins = r.df("SELECT * FROM r2_vs_snr WHERE list_contains(?, run_id)",
                     [_largest_per_model(d.points)])
         ds = r.df("SELECT * FROM datasets WHERE name = ?", [d.dataset])
+        prior = _bayes_ceiling(r, d.fingerprint)
     out = Path(out)
     fig_dir = out.parent / out.stem
     written = []
@@ -41,17 +42,34 @@ def write_results_page(workspace: Path, out: Path, dataset: str | None = None) -
                   f"![R² vs training size]({out.stem}/{written[-1].name})", "",
                   "```text", F.scaling_text(d.points), "```", ""]
     if not bins.empty:
-        written.append(F.r2_vs_snr_png(bins, fig_dir / "r2_vs_snr.png"))
+        written.append(F.r2_vs_snr_png(bins, fig_dir / "r2_vs_snr.png", prior))
         parts += ["## R² vs SNR, beside the physical ceiling", "",
                   "The largest training size of each model; the grey line is the "
-                  "Cramér–Rao ceiling R²_max of the same test spectra.", "",
+                  "Cramér–Rao ceiling R²_max of the same test spectra, the bound of unbiased "
+                  "estimators"
+                  + ("; the dashed line adds the prior's information (R²_max Bayes: the "
+                     "bound of estimators that shrink towards the label distribution, as "
+                     "trained models do at low SNR; docs/analyses.md)" if not prior.empty
+                     else "") + ".", "",
                   f"![R² vs SNR]({out.stem}/{written[-1].name})", "",
-                  "```text", F.r2_vs_snr_text(bins), "```", ""]
+                  "```text", F.r2_vs_snr_text(bins, prior=prior), "```", ""]
     report = build_report(workspace, f"{d.dataset}@{d.fingerprint}" if d.fingerprint
                           else d.dataset)
     parts.append(report.split("\n", 1)[1] if report.startswith("# ") else report)
     written.append(write_text(out, "\n".join(parts)))
     return written
+
+
+def _bayes_ceiling(r: StoreReader, fingerprint: str | None) -> pd.DataFrame:
+    """snr_mid, r2_max_bayes per SNR bin of the newest `logg-engine ceiling` analysis of
+    the build (empty when there is none)."""
+    if not fingerprint:
+        return pd.DataFrame(columns=["snr_mid", "r2_max_bayes"])
+    return r.df("SELECT (c.lo + c.hi) / 2 AS snr_mid, c.r2_max_bayes FROM ceiling c "
+                "WHERE c.section = 'dataset' AND c.scheme = 'snr' AND c.analysis_id = ("
+                "  SELECT analysis_id FROM analyses WHERE kind = 'ceiling' AND "
+                "  json_extract_string(params, '$.dataset_fingerprint') = ? "
+                "  ORDER BY created DESC LIMIT 1) ORDER BY snr_mid", [fingerprint])
 
 
 def _largest_per_model(points: pd.DataFrame) -> list[str]:
