@@ -213,20 +213,14 @@ def r2_vs_snr(ws: Path, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]
     marks = ", ".join("?" * len(run_ids))
     rows = query(ws, f"SELECT * FROM r2_vs_snr WHERE run_id IN ({marks}) ORDER BY run_id, bin",
                  list(run_ids))
-    if not _has_views(ws, "ceiling") or rows.empty:
+    if rows.empty:
         return rows, pd.DataFrame()
-    dataset = str(rows["dataset"].iloc[0])
-    ceiling = query(ws, """
-        WITH latest AS (
-            SELECT c.analysis_id FROM ceiling c JOIN analyses a USING (analysis_id)
-            WHERE c.section = 'dataset' AND c.scheme = 'snr'
-            ORDER BY (c.dataset = ?) DESC, a.created DESC NULLS LAST LIMIT 1)
-        SELECT (lo + hi) / 2 AS x,
-               least(r2_max_bin, coalesce(r2_max_bayes, r2_max_bin)) AS lo,
-               greatest(r2_max_bin, coalesce(r2_max_bayes, r2_max_bin)) AS hi, analysis_id
-        FROM ceiling WHERE analysis_id = (SELECT analysis_id FROM latest)
-          AND section = 'dataset' AND scheme = 'snr' AND r2_max_bin IS NOT NULL
-        ORDER BY x""", [dataset])
+    with _reader(ws) as r:
+        c = r.ceiling_snr(dataset=str(rows["dataset"].iloc[0])).dropna(subset=["r2_max_bin"])
+    bayes = c["r2_max_bayes"].fillna(c["r2_max_bin"])
+    ceiling = pd.DataFrame({"x": c["snr_mid"], "lo": c["r2_max_bin"].combine(bayes, min),
+                            "hi": c["r2_max_bin"].combine(bayes, max),
+                            "analysis_id": c["analysis_id"]}).reset_index(drop=True)
     return rows, ceiling
 
 

@@ -161,13 +161,12 @@ def test_results_page_draws_the_ceiling_with_the_prior(dataset, _isolated_worksp
     SNR bin of the same build (a trained model may pass the unbiased CRLB ceiling at low
     SNR by shrinking to the prior, never this one)."""
     from engine.report import figures as F
-    from engine.report.results_page import _bayes_ceiling
     from engine.store.reader import StoreReader
 
     _cli("ceiling", "--dataset", str(dataset))
     with StoreReader(_isolated_workspace) as r:
-        prior = _bayes_ceiling(r, Dataset(dataset).fingerprint())
-        assert _bayes_ceiling(r, "0" * 16).empty                 # another build: none
+        prior = r.ceiling_snr(fingerprint=Dataset(dataset).fingerprint())
+        assert r.ceiling_snr(fingerprint="0" * 16).empty         # another build: none
     with _ro(_isolated_workspace) as con:
         want = np.array(con.execute("SELECT (lo + hi) / 2, r2_max_bayes FROM ceiling WHERE "
                                     "section = 'dataset' AND scheme = 'snr' ORDER BY 1"

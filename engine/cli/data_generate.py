@@ -62,12 +62,12 @@ def generate_cmd(
         raise SpecError(f"bad --compile {compile_!r}", key="compile", hint="auto, on or off")
     reserve = parse_bytes(keep_free)
     from engine.devices import resolve_device
-    resolve_device(device)                    # a missing GPU: one error before any output
+    dev = str(resolve_device(device))         # a missing GPU: one error before any output
     with RichProgress(f"generate {name or preset}") as cb:
         root = build_dataset(preset, out=out, seed=seed, size=n, name=name,
                              crlb=not no_crlb, compile=compile_, callbacks=[cb],
                              workspace=workspace, keep_free=reserve, physics=physics,
-                             crlb_method=crlb_method, device=device)
+                             crlb_method=crlb_method, device=dev)
     typer.echo(f"dataset written: {root}")
 
 
@@ -117,7 +117,7 @@ def calibrate_cmd(
     rows = parse_size(ridge_rows) if ridge_rows else None
     ds = resolve_dataset(dataset, resolve_ws(workspace))
     from engine.devices import resolve_device
-    resolve_device(device)                    # a missing GPU: one error before any work
+    dev = str(resolve_device(device))         # a missing GPU: one error before any work
 
     from engine.generator.calibrate_grid import check_grid_snr
     check_grid_snr(grid_snr)
@@ -133,7 +133,7 @@ def calibrate_cmd(
                                                   snr=grid_snr)
         else:
             figs = calibrate(ds, per_mag_n=per_mag_n, seed=seed, callbacks=callbacks,
-                             device=device)
+                             device=dev)
         if ridge:
             from engine.models.ridge_calibration import ridge_figure
 

@@ -77,11 +77,16 @@ class RichProgress:
 class PlainLines:
     """Progress as text lines for a log file: one when `every_s` seconds have passed since
     the last, and one when done reaches total; the time left is the rate since the first
-    event (a resumed build's skipped work does not count)."""
+    event (a resumed build's skipped work does not count). A new `what` (a run's next
+    phase: binning, training, predicting) starts afresh: its own rate, a line at once."""
 
     def __init__(self, every_s: float | None = None) -> None:
         self.every_s = (float(os.environ.get("LOGG_PROGRESS_EVERY_S", "60"))
                         if every_s is None else every_s)
+        self._restart(None)
+
+    def _restart(self, what: str | None) -> None:
+        self._what = what
         self._first: tuple[float, float] | None = None
         self._last = -float("inf")
         self._ended = False
@@ -92,6 +97,8 @@ class PlainLines:
         the rate (the study knows its steps' costs better than their count does)."""
         now = time.monotonic() if now is None else now
         done = float(done or 0)
+        if what != self._what:
+            self._restart(what)
         if self._first is None:
             self._first = (now, done)
         end = total is not None and done >= float(total)

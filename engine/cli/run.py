@@ -237,7 +237,8 @@ def _run_grid_with_progress(ws: Path, points: list, *, resume: bool = True):
                         TimeElapsedColumn())
     # no terminal (a log, a study step): the current run's bar as a plain line every
     # $LOGG_PROGRESS_EVERY_S s, so a 30-minute fit is not one silent "running" line
-    plain: dict[str, Any] = {"lines": None}
+    plain = not progress.console.is_terminal
+    lines = {"run": PlainLines()}                 # each run its own (run_one renews it)
     with progress:
         grid = progress.add_task("grid", total=len(points), info="")
         current = progress.add_task("run", total=None, info="")
@@ -245,14 +246,10 @@ def _run_grid_with_progress(ws: Path, points: list, *, resume: bool = True):
         def on_current(state: Any) -> None:
             bar = run_bar(state)
             progress.update(current, **bar)
-            what = bar.get("description") or "run"
-            if plain["lines"] is not None:
-                if what != plain.get("what"):        # a new phase: its own rate and time left
-                    plain.update(lines=PlainLines(), what=what)
-                line = plain["lines"].line(what, bar["completed"], bar["total"], bar["info"])
-                if line:
-                    progress.console.print(line, highlight=False, markup=False,
-                                           soft_wrap=True)
+            line = plain and lines["run"].line(bar.get("description") or "run",
+                                               bar["completed"], bar["total"], bar["info"])
+            if line:
+                progress.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
         def on_point(k: int, point: Any, state: str) -> None:
             label = f"{point.spec.model} {point.spec.train_size}"
@@ -265,8 +262,7 @@ def _run_grid_with_progress(ws: Path, points: list, *, resume: bool = True):
             progress.update(grid, completed=k, info=label)
 
         def run_one(spec: Any):
-            if not progress.console.is_terminal:      # each run its own rate and time left
-                plain["lines"] = PlainLines()
+            lines["run"] = PlainLines()
             run_dir, proc = launch_run(ws, spec, resume=resume)
             state = _follow_foreground(run_dir, proc, on_current)
             proc.wait()

@@ -29,7 +29,8 @@ def write_results_page(workspace: Path, out: Path, dataset: str | None = None) -
         bins = r.df("SELECT * FROM r2_vs_snr WHERE list_contains(?, run_id)",
                     [_largest_per_model(d.points)])
         ds = r.df("SELECT * FROM datasets WHERE name = ?", [d.dataset])
-        prior = _bayes_ceiling(r, d.fingerprint)
+        prior = (r.ceiling_snr(dataset=d.dataset, fingerprint=d.fingerprint)
+                 if d.fingerprint else pd.DataFrame(columns=["snr_mid", "r2_max_bayes"]))
     out = Path(out)
     fig_dir = out.parent / out.stem
     written = []
@@ -58,18 +59,6 @@ def write_results_page(workspace: Path, out: Path, dataset: str | None = None) -
     parts.append(report.split("\n", 1)[1] if report.startswith("# ") else report)
     written.append(write_text(out, "\n".join(parts)))
     return written
-
-
-def _bayes_ceiling(r: StoreReader, fingerprint: str | None) -> pd.DataFrame:
-    """snr_mid, r2_max_bayes per SNR bin of the newest `logg-engine ceiling` analysis of
-    the build (empty when there is none)."""
-    if not fingerprint:
-        return pd.DataFrame(columns=["snr_mid", "r2_max_bayes"])
-    return r.df("SELECT (c.lo + c.hi) / 2 AS snr_mid, c.r2_max_bayes FROM ceiling c "
-                "WHERE c.section = 'dataset' AND c.scheme = 'snr' AND c.analysis_id = ("
-                "  SELECT analysis_id FROM analyses WHERE kind = 'ceiling' AND "
-                "  json_extract_string(params, '$.dataset_fingerprint') = ? "
-                "  ORDER BY created DESC LIMIT 1) ORDER BY snr_mid", [fingerprint])
 
 
 def _largest_per_model(points: pd.DataFrame) -> list[str]:

@@ -194,6 +194,30 @@ class StoreReader:
             params.append(list(run_ids))
         return self.df(_SCALING_SQL.format(where=where), params)
 
+    def ceiling_snr(self, *, dataset: str | None = None,
+                    fingerprint: str | None = None) -> pd.DataFrame:
+        """Per SNR bin of the newest `logg-engine ceiling` analysis (dataset rows): snr_mid,
+        r2_max_bin, r2_max_bayes, analysis_id. `fingerprint`: only that build's analyses;
+        else `dataset`'s name first, any dataset's after it. Empty without one."""
+        import pandas as pd
+
+        cols = ["snr_mid", "r2_max_bin", "r2_max_bayes", "analysis_id"]
+        if not self.has("ceiling"):
+            return pd.DataFrame(columns=cols)
+        where, params = "", list[Any]()
+        if fingerprint is not None:
+            where, params = "AND json_extract_string(a.params, '$.dataset_fingerprint') = ?", \
+                [fingerprint]
+        return self.df(f"""
+            WITH latest AS (
+                SELECT c.analysis_id FROM ceiling c JOIN analyses a USING (analysis_id)
+                WHERE c.section = 'dataset' AND c.scheme = 'snr' {where}
+                ORDER BY (c.dataset = ?) DESC, a.created DESC NULLS LAST LIMIT 1)
+            SELECT (lo + hi) / 2 AS snr_mid, r2_max_bin, r2_max_bayes, analysis_id
+            FROM ceiling WHERE analysis_id = (SELECT analysis_id FROM latest)
+              AND section = 'dataset' AND scheme = 'snr' ORDER BY snr_mid""",
+            [*params, dataset])
+
     def run_params(self, run_ids: list[str]) -> pd.DataFrame:
         """run_params rows of the runs with a decoded `value` column (`param_value`)."""
         df = self.df("SELECT run_id, key, value_type, num_value, text_value FROM run_params "
